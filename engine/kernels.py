@@ -1,0 +1,254 @@
+"""Apply kernels: batches of normalized level updates -> struct-of-arrays books.
+
+Level structure (chosen by measurement, see README "Design"): each side of a book is
+a sorted array of ``depth`` (price, size) int64 pairs with the BEST price at the END
+(bids ascending, asks descending).  Exchange traffic concentrates at the touch, and
+an update k levels from the touch costs O(k): a short backwards scan and a shift of
+k elements.  Far levels are found by binary search; only their shift is O(k).
+When a side is full, an insert better than the worst level evicts the worst (index 0)
+and an insert worse than every held level is dropped and counted.
+
+One seqlock write section per book per run of consecutive records of that book;
+a ring consumer extends its batches to message boundaries (F_END), so readers only
+ever see whole messages.
+"""
+
+from numba import njit
+
+from engine.atomics import memmove, monotonic_ns, prefetch
+from engine.constants import (
+    ASK,
+    BID,
+    CROSSED,
+    F_CLEAR,
+    F_END,
+    F_NOLEVEL,
+    F_STATUS,
+    H_ABSENT_DELETES,
+    H_CROSSED,
+    H_DEPTH_DROPS,
+    H_EXCH_SEQ,
+    H_EXCH_TS,
+    H_MESSAGES,
+    H_NASK,
+    H_NBID,
+    H_PUBLISH_TS,
+    H_RECV_TS,
+    H_STATUS,
+    H_UPDATES,
+    HDR_WORDS,
+    LIVE,
+    R_BOOK,
+    R_FLAGS,
+    R_PRICE,
+    R_RECV,
+    R_SEQ,
+    R_SIDE,
+    R_SIZE,
+    R_TS,
+)
+from engine.histogram import hist_record
+from engine.seqlock import write_begin, write_end
+
+LINEAR_SCAN = 16  # levels scanned from the touch before switching to binary search
+
+# set_level outcomes
+SET_OK = 0
+SET_DEPTH_DROP = 1
+SET_ABSENT_DELETE = 2
+
+# Writer statistics (int64 array owned by one writer).
+S_RECORDS = 0
+S_SECTIONS = 1
+S_BAD_RECORDS = 2   # records naming a book or side that does not exist (dropped)
+S_WORDS = 8
+
+
+@njit(nogil=True, inline="always")
+def _better(a, b, side):
+    """True when price ``a`` is strictly better than ``b`` on ``side``."""
+    if side == BID:
+        return a > b
+    return a < b
+
+
+@njit(nogil=True, inline="always")
+def _find(p, n, price, side):
+    """Index of the first level from the touch that is not better than ``price``
+    (the best level is p[n-1]); -1 when every held level is better.  Scans down
+    from the touch, then binary-searches the deep levels.  (A branch-free vectorised
+    count over a 16-level window measured ~15 % slower on this mix.)"""
+    i = n - 1
+    stop = n - LINEAR_SCAN
+    if stop < 0:
+        stop = 0
+    sgn = 1 - 2 * side  # +1 bids, -1 asks: "better" is (p - price) * sgn > 0
+    while i >= stop and (p[i] - price) * sgn > 0:
+        i -= 1
+    if i >= stop or i < 0:
+        return i
+    lo = 0
+    hi = i + 1  # levels [0, i] remain; the answer is in [-1, i]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if _better(p[mid], price, side):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo - 1
+
+
+SHORT_SHIFT = 8  # below this many levels a plain loop beats a memmove call
+
+
+@njit(nogil=True, inline="always")
+def _shift(p, q, dst, src, count):
+    """Move ``count`` levels from index src to dst (overlapping) in both rows."""
+    if count <= 0:
+        return
+    if count < SHORT_SHIFT:
+        if dst < src:
+            for k in range(count):
+                p[dst + k] = p[src + k]
+                q[dst + k] = q[src + k]
+        else:
+            for k in range(count - 1, -1, -1):
+                p[dst + k] = p[src + k]
+                q[dst + k] = q[src + k]
+    else:
+        memmove(p, dst, src, count)
+        memmove(q, dst, src, count)
+
+
+@njit(nogil=True, inline="always")
+def set_level(p, q, n, depth, price, size, side):
+    """Set (size > 0) or delete (size == 0) one level of a side holding ``n`` levels.
+
+    ``p``/``q`` are the side's price and size rows.  Returns (new n, outcome)."""
+    i = _find(p, n, price, side)
+    if i >= 0 and p[i] == price:
+        if size != 0:
+            q[i] = size
+            return n, SET_OK
+        _shift(p, q, i, i + 1, n - 1 - i)  # delete: close the gap towards the touch
+        return n - 1, SET_OK
+    if size == 0:
+        return n, SET_ABSENT_DELETE
+    if n < depth:  # insert at i + 1, shifting the better levels up
+        _shift(p, q, i + 2, i + 1, n - 1 - i)
+        p[i + 1] = price
+        q[i + 1] = size
+        return n + 1, SET_OK
+    if i < 0:  # full and worse than every held level
+        return n, SET_DEPTH_DROP
+    _shift(p, q, 0, 1, i)  # full: evict the worst (index 0), insert at i
+    p[i] = price
+    q[i] = size
+    return n, SET_OK
+
+
+@njit(nogil=True, inline="always")
+def is_crossed(px, b, nb, na):
+    return nb > 0 and na > 0 and px[b, BID, nb - 1] >= px[b, ASK, na - 1]
+
+
+PREFETCH_AHEAD = 16  # records
+
+
+@njit(nogil=True, inline="always")
+def _prefetch_book(hdr, px, sz, data, mask, pos):
+    """Start loading what the sections a little ahead will touch: the header of the book
+    PREFETCH_AHEAD records ahead, and the touch levels of the book half as far ahead
+    (whose header the previous call already requested)."""
+    n_books = px.shape[0]
+    depth = px.shape[2]
+    far = data[R_BOOK, (pos + PREFETCH_AHEAD) & mask]
+    if 0 <= far < n_books:
+        prefetch(hdr, far * HDR_WORDS)
+    near = data[R_BOOK, (pos + PREFETCH_AHEAD // 2) & mask]
+    if 0 <= near < n_books:
+        h = near * HDR_WORDS
+        for side, field in ((BID, H_NBID), (ASK, H_NASK)):
+            n = hdr[h + field]
+            if 0 < n <= depth:
+                off = (near * 2 + side) * depth + n - 1
+                prefetch(px, off)
+                prefetch(sz, off)
+
+
+@njit(nogil=True)
+def apply_records(hdr, px, sz, data, mask, start, stop, hist, stats):
+    """Apply update records at ring positions [start, stop) (index = pos & mask).
+
+    ``data`` is a (REC_FIELDS, capacity) int64 struct-of-arrays block.  Records for one
+    book that follow each other are applied in one write section.  ``hist`` receives
+    one receive->visible latency sample per message (F_END record); pass an empty
+    array to skip latency.  Returns the number of records consumed."""
+    n_books = px.shape[0]
+    depth = px.shape[2]
+    track_latency = hist.shape[0] > 0
+    pos = start
+    while pos < stop:
+        if pos + PREFETCH_AHEAD < stop:
+            _prefetch_book(hdr, px, sz, data, mask, pos)
+        j = pos & mask
+        b = data[R_BOOK, j]
+        if b < 0 or b >= n_books:
+            stats[S_BAD_RECORDS] += 1
+            pos += 1
+            continue
+        h = b * HDR_WORDS
+        odd = write_begin(hdr, b)
+        updates = 0
+        drops = 0
+        absent = 0
+        seg_start = pos
+        while pos < stop:
+            j = pos & mask
+            if data[R_BOOK, j] != b:
+                break
+            flags = data[R_FLAGS, j]
+            if flags & F_CLEAR:
+                hdr[h + H_NBID] = 0
+                hdr[h + H_NASK] = 0
+            if flags & F_STATUS:
+                status = data[R_SIZE, j]
+                if status == LIVE and is_crossed(px, b, hdr[h + H_NBID], hdr[h + H_NASK]):
+                    status = CROSSED
+                hdr[h + H_STATUS] = status
+            elif not flags & F_NOLEVEL:
+                side = data[R_SIDE, j]
+                outcome = SET_OK
+                if side == BID or side == ASK:  # one code path for both sides: no
+                    c = h + H_NBID + side           # mispredicted bid/ask branch
+                    hdr[c], outcome = set_level(px[b, side], sz[b, side], hdr[c], depth,
+                                                data[R_PRICE, j], data[R_SIZE, j], side)
+                else:
+                    stats[S_BAD_RECORDS] += 1
+                drops += outcome == SET_DEPTH_DROP
+                absent += outcome == SET_ABSENT_DELETE
+                updates += 1
+            if flags & F_END and not flags & F_STATUS:
+                hdr[h + H_EXCH_SEQ] = data[R_SEQ, j]
+                hdr[h + H_EXCH_TS] = data[R_TS, j]
+                hdr[h + H_RECV_TS] = data[R_RECV, j]
+                hdr[h + H_MESSAGES] += 1
+                crossed = is_crossed(px, b, hdr[h + H_NBID], hdr[h + H_NASK])
+                if crossed and hdr[h + H_STATUS] != CROSSED:
+                    hdr[h + H_STATUS] = CROSSED
+                    hdr[h + H_CROSSED] += 1
+            pos += 1
+        hdr[h + H_UPDATES] += updates
+        hdr[h + H_DEPTH_DROPS] += drops
+        hdr[h + H_ABSENT_DELETES] += absent
+        now = monotonic_ns()
+        hdr[h + H_PUBLISH_TS] = now
+        write_end(hdr, b, odd)
+        stats[S_SECTIONS] += 1
+        if track_latency:
+            for k in range(seg_start, pos):
+                jj = k & mask
+                if data[R_FLAGS, jj] & F_END and not data[R_FLAGS, jj] & F_STATUS:
+                    hist_record(hist, now - data[R_RECV, jj])
+    stats[S_RECORDS] += stop - start
+    return stop - start

@@ -1,0 +1,152 @@
+"""Numba-callable, seqlock-validated readers (usable from a strategy's own @njit code).
+
+Every function copies what it needs inside a read section and retries when a writer
+touched the book meanwhile, so the values returned always belong to one published
+state of the book.  Prices and sizes are fixed-point int64 (see H_PRICE_DEC).
+"""
+
+import numpy as np
+from numba import njit
+
+from engine.constants import (
+    ASK,
+    BID,
+    H_EXCH_SEQ,
+    H_EXCH_TS,
+    H_NASK,
+    H_NBID,
+    H_RECV_TS,
+    H_STATUS,
+    HDR_WORDS,
+)
+from engine.seqlock import read_begin, read_valid
+
+
+@njit(nogil=True, cache=True)
+def best(hdr, px, sz, book, side):
+    """(price, size, ok) of the best level of ``side``; ok is False when the side is empty."""
+    h = book * HDR_WORDS
+    nfield = H_NBID if side == BID else H_NASK
+    while True:
+        s = read_begin(hdr, book)
+        n = hdr[h + nfield]
+        p = 0
+        q = 0
+        if n > 0:
+            p = px[book, side, n - 1]
+            q = sz[book, side, n - 1]
+        if read_valid(hdr, book, s):
+            return p, q, n > 0
+
+
+@njit(nogil=True, cache=True)
+def bbo(hdr, px, sz, book):
+    """(bid px, bid size, ask px, ask size, nbid, nask) read in one section."""
+    h = book * HDR_WORDS
+    while True:
+        s = read_begin(hdr, book)
+        nb = hdr[h + H_NBID]
+        na = hdr[h + H_NASK]
+        bp = bq = ap = aq = 0
+        if nb > 0:
+            bp = px[book, BID, nb - 1]
+            bq = sz[book, BID, nb - 1]
+        if na > 0:
+            ap = px[book, ASK, na - 1]
+            aq = sz[book, ASK, na - 1]
+        if read_valid(hdr, book, s):
+            return bp, bq, ap, aq, nb, na
+
+
+@njit(nogil=True, cache=True)
+def mid_spread(hdr, px, sz, book):
+    """(2 * mid, spread, ok) in price units: 2*mid keeps half-ticks exact."""
+    bp, bq, ap, aq, nb, na = bbo(hdr, px, sz, book)
+    if nb == 0 or na == 0:
+        return 0, 0, False
+    return bp + ap, ap - bp, True
+
+
+@njit(nogil=True, cache=True)
+def copy_top(hdr, px, sz, book, n, out_px, out_sz, out_hdr):
+    """Copy the top ``n`` levels per side, best first, into out_px/out_sz[2, >=n],
+    and the book header into out_hdr[HDR_WORDS].  Returns (nbid, nask) copied."""
+    h = book * HDR_WORDS
+    while True:
+        s = read_begin(hdr, book)
+        for k in range(HDR_WORDS):
+            out_hdr[k] = hdr[h + k]
+        nb = out_hdr[H_NBID]
+        na = out_hdr[H_NASK]
+        cb = min(n, nb)
+        ca = min(n, na)
+        for k in range(cb):
+            out_px[BID, k] = px[book, BID, nb - 1 - k]
+            out_sz[BID, k] = sz[book, BID, nb - 1 - k]
+        for k in range(ca):
+            out_px[ASK, k] = px[book, ASK, na - 1 - k]
+            out_sz[ASK, k] = sz[book, ASK, na - 1 - k]
+        if read_valid(hdr, book, s):
+            return cb, ca
+
+
+@njit(nogil=True, cache=True)
+def last_seq(hdr, book):
+    while True:
+        s = read_begin(hdr, book)
+        v = hdr[book * HDR_WORDS + H_EXCH_SEQ]
+        if read_valid(hdr, book, s):
+            return v
+
+
+@njit(nogil=True, cache=True)
+def top_levels(hdr, px, sz, book, n, pscale, sscale):
+    """Top ``n`` levels per side as one new float64 array [bid px, bid sz, ask px, ask sz]
+    (scaled by 1/pscale, 1/sscale; pass 1.0 for exact values as floats) plus
+    (nbid, nask, exchange seq, exchange ts, recv ts, status), from one read section.
+    Made for the Python view: one call, one allocation."""
+    out = np.empty((4, n), np.float64)
+    h = book * HDR_WORDS
+    while True:
+        s = read_begin(hdr, book)
+        nb = min(n, hdr[h + H_NBID])
+        na = min(n, hdr[h + H_NASK])
+        tb = hdr[h + H_NBID] - 1
+        ta = hdr[h + H_NASK] - 1
+        for k in range(nb):
+            out[0, k] = px[book, BID, tb - k] / pscale
+            out[1, k] = sz[book, BID, tb - k] / sscale
+        for k in range(na):
+            out[2, k] = px[book, ASK, ta - k] / pscale
+            out[3, k] = sz[book, ASK, ta - k] / sscale
+        seq = hdr[h + H_EXCH_SEQ]
+        ts = hdr[h + H_EXCH_TS]
+        recv = hdr[h + H_RECV_TS]
+        status = hdr[h + H_STATUS]
+        if read_valid(hdr, book, s):
+            return out, nb, na, seq, ts, recv, status
+
+
+@njit(nogil=True, cache=True)
+def top_levels_fixed(hdr, px, sz, book, n):
+    """As top_levels, exact: one new int64 array [bid px, bid sz, ask px, ask sz]."""
+    out = np.empty((4, n), np.int64)
+    h = book * HDR_WORDS
+    while True:
+        s = read_begin(hdr, book)
+        nb = min(n, hdr[h + H_NBID])
+        na = min(n, hdr[h + H_NASK])
+        tb = hdr[h + H_NBID] - 1
+        ta = hdr[h + H_NASK] - 1
+        for k in range(nb):
+            out[0, k] = px[book, BID, tb - k]
+            out[1, k] = sz[book, BID, tb - k]
+        for k in range(na):
+            out[2, k] = px[book, ASK, ta - k]
+            out[3, k] = sz[book, ASK, ta - k]
+        seq = hdr[h + H_EXCH_SEQ]
+        ts = hdr[h + H_EXCH_TS]
+        recv = hdr[h + H_RECV_TS]
+        status = hdr[h + H_STATUS]
+        if read_valid(hdr, book, s):
+            return out, nb, na, seq, ts, recv, status

@@ -1,0 +1,59 @@
+"""The ``hftbook`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import orjson
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    if args.what == "engine":
+        from bench import engine as b
+
+        res = b.run(quick=args.quick)
+        if args.json:
+            sys.stdout.write(orjson.dumps(res).decode() + "\n")
+        else:
+            b.print_table(res, Console())
+        return 0
+    raise SystemExit(f"unknown benchmark {args.what!r}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from hftbook.demo import run_demo
+
+    return run_demo(duration=args.duration, n_books=args.books, rate=args.rate,
+                    as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hftbook", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="hold live books and show them (see README)")
+    run.add_argument("--duration", type=float, default=10.0,
+                     help="seconds to run (0 = until Ctrl-C)")
+    run.add_argument("--books", type=int, default=2000, help="books in the synthetic feed")
+    run.add_argument("--rate", type=int, default=200_000, help="offered level updates per second")
+    run.add_argument("--json", action="store_true", help="print a final JSON summary only")
+    run.set_defaults(func=_cmd_run)
+
+    bench = sub.add_parser("bench", help="benchmarks that print their figures")
+    bench.add_argument("what", choices=["engine"])
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--quick", action="store_true", help="smaller workloads (smoke test)")
+    bench.set_defaults(func=_cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

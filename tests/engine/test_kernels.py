@@ -1,0 +1,167 @@
+"""The apply kernels against the dict reference, on random update streams."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.constants import (
+    ASK,
+    BID,
+    CROSSED,
+    F_CLEAR,
+    F_END,
+    F_NOLEVEL,
+    F_STATUS,
+    H_ABSENT_DELETES,
+    H_CROSSED,
+    H_DEPTH_DROPS,
+    H_EXCH_SEQ,
+    H_MESSAGES,
+    H_STATUS,
+    H_UPDATES,
+    HDR_WORDS,
+    LIVE,
+    R_BOOK,
+    R_FLAGS,
+    R_PRICE,
+    R_SEQ,
+    R_SIDE,
+    R_SIZE,
+    REC_FIELDS,
+)
+from engine.histogram import new_hist
+from engine.kernels import S_BAD_RECORDS, S_SECTIONS, S_WORDS, apply_records, set_level
+from engine.store import BookStore
+from tests.engine.reference import RefBook
+
+NO_HIST = np.zeros(0, np.int64)
+
+
+def block(records):
+    """records: (book, side, flags, price, size, seq) tuples -> (REC_FIELDS, cap) block."""
+    cap = 1
+    while cap < max(len(records), 1):
+        cap *= 2
+    data = np.zeros((REC_FIELDS, cap), np.int64)
+    for k, (b, s, f, p, q, seq) in enumerate(records):
+        data[R_BOOK, k], data[R_SIDE, k], data[R_FLAGS, k] = b, s, f
+        data[R_PRICE, k], data[R_SIZE, k], data[R_SEQ, k] = p, q, seq
+    return data, cap - 1
+
+
+def book_levels(store, b, side):
+    n = store.book(b).header()["bid_levels" if side == BID else "ask_levels"]
+    px = store.px[b, side, :n][::-1]
+    sz = store.sz[b, side, :n][::-1]
+    return list(zip(px.tolist(), sz.tolist()))
+
+
+level = st.tuples(st.sampled_from([BID, ASK]), st.integers(0, 120), st.integers(0, 3))
+message = st.tuples(st.booleans(), st.lists(level, min_size=1, max_size=25))
+
+
+@settings(max_examples=150, deadline=None)
+@given(depth=st.sampled_from([1, 3, 8, 20, 64]), stream=st.lists(message, min_size=1, max_size=30),
+       n_books=st.integers(1, 3), data=st.data())
+def test_random_streams_match_reference(depth, stream, n_books, data):
+    store = BookStore(n_books, depth)
+    refs = [RefBook(store.depth) for _ in range(n_books)]
+    stats = np.zeros(S_WORDS, np.int64)
+    for seq, (clear, levels) in enumerate(stream):
+        b = data.draw(st.integers(0, n_books - 1))
+        ref = refs[b]
+        recs = []
+        for k, (side, price, size) in enumerate(levels):
+            flags = (F_CLEAR if clear and k == 0 else 0) | (F_END if k == len(levels) - 1 else 0)
+            recs.append((b, side, flags, price, size, seq))
+        if clear:
+            ref.clear()
+        for side, price, size in levels:
+            ref.set(side, price, size)
+        d, mask = block(recs)
+        apply_records(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
+        for side in (BID, ASK):  # after every message, every book, both sides
+            for bb in range(n_books):
+                assert book_levels(store, bb, side) == refs[bb].levels(side)
+        h = b * HDR_WORDS
+        assert store.hdr[h + H_EXCH_SEQ] == seq
+        if ref.crossed():
+            assert store.hdr[h + H_STATUS] == CROSSED
+    assert stats[S_BAD_RECORDS] == 0
+    for b in range(n_books):
+        h = b * HDR_WORDS
+        assert store.hdr[h + H_DEPTH_DROPS] == refs[b].depth_drops
+        assert store.hdr[h + H_ABSENT_DELETES] == refs[b].absent_deletes
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 2)), max_size=600))
+def test_deep_side_uses_binary_search_path(ops):
+    """Depth 1000 side with prices spread wide: most finds go past the linear scan."""
+    depth = 1000
+    p = np.zeros(depth, np.int64)
+    q = np.zeros(depth, np.int64)
+    ref = RefBook(depth)
+    n = 0
+    for price, size in ops:
+        n, _ = set_level(p, q, n, depth, price, size, ASK)
+        ref.set(ASK, price, size)
+    assert list(zip(p[:n][::-1].tolist(), q[:n][::-1].tolist())) == ref.levels(ASK)
+
+
+def test_one_write_section_per_book_run_and_counters():
+    store = BookStore(2, 8)
+    stats = np.zeros(S_WORDS, np.int64)
+    recs = [(0, BID, F_CLEAR, 100, 1, 7), (0, ASK, 0, 101, 1, 7), (0, BID, F_END, 99, 2, 7),
+            (1, ASK, F_END, 50, 1, 3), (0, ASK, F_END, 102, 1, 8)]
+    d, mask = block(recs)
+    apply_records(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
+    assert stats[S_SECTIONS] == 3  # book 0, book 1, book 0
+    assert store.hdr[H_UPDATES] == 4 and store.hdr[H_MESSAGES] == 2
+    assert store.hdr[0] == 4  # seqlock: two sections, each +2, even (published)
+    assert store.hdr[HDR_WORDS] == 2
+
+
+def test_crossed_book_is_flagged_and_live_cannot_hide_it():
+    store = BookStore(1, 8)
+    stats = np.zeros(S_WORDS, np.int64)
+    recs = [(0, BID, F_CLEAR, 100, 1, 1), (0, ASK, F_END, 100, 1, 1),
+            (0, 0, F_STATUS | F_END, 0, LIVE, -1)]
+    d, mask = block(recs)
+    apply_records(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
+    assert store.hdr[H_STATUS] == CROSSED
+    assert store.hdr[H_CROSSED] == 1
+    # a resync that un-crosses the book and marks it live is accepted
+    recs = [(0, BID, F_CLEAR, 99, 1, 2), (0, ASK, F_END, 100, 1, 2),
+            (0, 0, F_STATUS | F_END, 0, LIVE, -1)]
+    d, mask = block(recs)
+    apply_records(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
+    assert store.hdr[H_STATUS] == LIVE
+
+
+def test_bad_book_or_side_is_dropped_and_counted():
+    store = BookStore(2, 8)
+    stats = np.zeros(S_WORDS, np.int64)
+    recs = [(5, BID, F_END, 1, 1, 1), (-1, BID, F_END, 1, 1, 1), (1, 7, F_END, 1, 1, 1),
+            (1, BID, F_END, 10, 1, 2)]
+    d, mask = block(recs)
+    apply_records(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
+    assert stats[S_BAD_RECORDS] == 3
+    assert book_levels(store, 1, BID) == [(10, 1)]
+
+
+def test_clear_only_record_and_wraparound_positions():
+    store = BookStore(1, 8)
+    stats = np.zeros(S_WORDS, np.int64)
+    hist = new_hist()
+    # positions 6..9 in a capacity-8 block wrap to slots 6,7,0,1
+    data = np.zeros((REC_FIELDS, 8), np.int64)
+    for pos, (s, f, p, q) in zip(range(6, 10), [(BID, 0, 10, 1), (ASK, 0, 12, 1),
+                                                (BID, F_CLEAR | F_NOLEVEL, 0, 0),
+                                                (ASK, F_END, 13, 2)]):
+        j = pos & 7
+        data[R_SIDE, j], data[R_FLAGS, j], data[R_PRICE, j], data[R_SIZE, j] = s, f, p, q
+    apply_records(store.hdr, store.px, store.sz, data, 7, 6, 10, hist, stats)
+    assert book_levels(store, 0, BID) == []
+    assert book_levels(store, 0, ASK) == [(13, 2)]
+    assert hist.sum() == 1  # one message end -> one latency sample

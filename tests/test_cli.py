@@ -1,0 +1,42 @@
+"""The command line, end to end, as a user runs it."""
+
+import subprocess
+import sys
+
+import orjson
+
+
+def _hftbook(*args, timeout=180):
+    return subprocess.run([sys.executable, "-m", "hftbook.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_run_json_summary_books_live_and_clean_exit():
+    r = _hftbook("run", "--duration", "3", "--books", "200", "--rate", "50000", "--json")
+    assert r.returncode == 0, r.stderr
+    s = orjson.loads(r.stdout)
+    assert s["books"] == 200 and s["books_live"] == 200 and s["books_stale"] == 0
+    assert s["level_updates"] > 40_000 and s["dropped_messages"] == 0
+    assert s["latency_ns"]["count"] > 0
+
+
+def test_bench_engine_json_has_the_documented_keys():
+    r = _hftbook("bench", "engine", "--json", "--quick", timeout=600)
+    assert r.returncode == 0, r.stderr
+    res = orjson.loads(r.stdout)
+    assert set(res["apply_mups"]) == {"20", "200", "1000"}
+    assert all(v > 0 for v in res["apply_mups"].values())
+    assert res["dict_baseline_mups"] > 0
+    assert {"numba_top_of_book", "numba_top20_copy", "python_best_bid", "python_top20"} <= set(
+        res["read_ns"])
+    assert set(res["latency_ns"]) == {"100000", "500000", "1000000"}
+    for v in res["latency_ns"].values():
+        assert 0 < v["p50"] <= v["p99"] <= v["p999"] and v["messages"] > 0
+    assert res["torn_reads"] == 0
+
+
+def test_bad_arguments_are_clear_errors():
+    r = _hftbook("run", "--books", "2", "--duration", "1")
+    assert r.returncode != 0 and "--books must be >= 6" in r.stderr
+    r = _hftbook("bench", "nothing")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
