@@ -50,7 +50,8 @@ from engine.constants import (
 from engine.histogram import hist_record
 from engine.seqlock import write_begin, write_end
 
-LINEAR_SCAN = 16  # levels scanned from the touch before switching to binary search
+LINEAR_SCAN = 16  # levels scanned from the touch before switching to a search
+DEEP_WINDOW = 4   # half-width of the bracket tried around the interpolated position
 
 # set_level outcomes
 SET_OK = 0
@@ -87,11 +88,32 @@ def _find(p, n, price, side):
         i -= 1
     if i >= stop or i < 0:
         return i
-    lo = 0
-    hi = i + 1  # levels [0, i] remain; the answer is in [-1, i]
+    return _search_deep(p, stop, price, sgn)  # p[stop] is known to be better
+
+
+@njit(nogil=True, inline="always")
+def _search_deep(p, i, price, sgn):
+    """Last index in [0, i) whose level is not better than ``price``, knowing p[i] is
+    better; -1 if none.  key(k) = (p[k] - price) * sgn grows with k.  An interpolation
+    probe between p[0] and p[i] narrows the bracket to a few levels on evenly spaced
+    books (one or two cache lines instead of ~log2(depth) cold probes), then a
+    binary search finishes; uneven books just fall back to the binary search."""
+    k0 = (p[0] - price) * sgn
+    if k0 > 0:
+        return -1
+    ki = (p[i] - price) * sgn
+    g = int(i * (-k0 / (ki - k0)))  # estimated crossing; float: no int64 overflow
+    lo = 1   # first index with key > 0 lies in [lo, hi]; key(0) <= 0, key(i) > 0
+    hi = i
+    a = g - DEEP_WINDOW
+    b = g + DEEP_WINDOW
+    if 0 < a < i and (p[a] - price) * sgn <= 0:
+        lo = a + 1
+    if lo <= b < hi and (p[b] - price) * sgn > 0:
+        hi = b
     while lo < hi:
         mid = (lo + hi) >> 1
-        if _better(p[mid], price, side):
+        if (p[mid] - price) * sgn > 0:
             hi = mid
         else:
             lo = mid + 1

@@ -1,6 +1,7 @@
 """The apply kernels against the dict reference, on random update streams."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -165,3 +166,24 @@ def test_clear_only_record_and_wraparound_positions():
     assert book_levels(store, 0, BID) == []
     assert book_levels(store, 0, ASK) == [(13, 2)]
     assert hist.sum() == 1  # one message end -> one latency sample
+
+
+@pytest.mark.parametrize("side", [BID, ASK])
+@pytest.mark.parametrize("depth,span", [(1000, 3000), (64, 400), (200, 200)])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_long_random_streams_every_search_path(side, depth, span, seed):
+    """Long streams grow sides past the 16-level scan window, so the interpolated deep
+    search, its bracket edges and the full-side eviction all run many times; checked
+    against the reference after every single update."""
+    rng = np.random.default_rng(seed)
+    p = np.zeros(depth, np.int64)
+    q = np.zeros(depth, np.int64)
+    ref = RefBook(depth)
+    n = 0
+    prices = rng.integers(0, span, 4000)
+    sizes = np.where(rng.random(4000) < 0.25, 0, rng.integers(1, 9, 4000))
+    for price, size in zip(prices.tolist(), sizes.tolist()):
+        n, _ = set_level(p, q, n, depth, price, size, side)
+        ref.set(side, price, size)
+        assert list(zip(p[:n][::-1].tolist(), q[:n][::-1].tolist())) == ref.levels(side)
+    assert n > 2 * 16
