@@ -17,12 +17,14 @@ F_CLEAR = 1     # clear both sides before applying this record (snapshot begin)
 F_END = 2       # last record of an exchange message: publish seq/timestamps, crossed check
 F_STATUS = 4    # control record: set the book's status to the record's size field; no level
 F_NOLEVEL = 8   # the record carries no level (e.g. a bare clear or an end marker)
+F_CHECKSUM = 16  # control record: verify the exchange checksum in R_PRICE using the
+                 # scheme in R_SIZE (engine.checksum CK_*) against the book as it is now
 
 NO_SEQ = -1     # exchange sequence unknown / not carried
 
-# Book header: HDR_WORDS int64 per book, 128 bytes = two whole cache lines, so the
+# Book header: HDR_WORDS int64 per book, 192 bytes = three whole cache lines, so the
 # counters a writer bumps never share a cache line with another book's.
-HDR_WORDS = 16
+HDR_WORDS = 24
 H_SEQLOCK = 0      # seqlock counter: odd while the writer is inside a write section
 H_NBID = 1         # number of bid levels held
 H_NASK = 2         # number of ask levels held
@@ -38,6 +40,9 @@ H_DEPTH_DROPS = 11  # inserts ignored because they fell beyond the stored depth
 H_ABSENT_DELETES = 12  # deletes of levels the book does not hold
 H_PRICE_DEC = 13   # price decimals (fixed-point scale), set once before the writer starts
 H_SIZE_DEC = 14    # size decimals
+H_CHECKSUM_OK = 15    # exchange checksums verified equal
+H_CHECKSUM_FAIL = 16  # exchange checksums that did not match (book marked STALE)
+H_STALE_EVENTS = 17   # times the book was marked STALE by a control record or checksum
 
 # Update-record layout: one row per field of a struct-of-arrays ring (int64 each).
 REC_FIELDS = 8

@@ -20,11 +20,14 @@ from engine.constants import (
     ASK,
     BID,
     CROSSED,
+    F_CHECKSUM,
     F_CLEAR,
     F_END,
     F_NOLEVEL,
     F_STATUS,
     H_ABSENT_DELETES,
+    H_CHECKSUM_FAIL,
+    H_CHECKSUM_OK,
     H_CROSSED,
     H_DEPTH_DROPS,
     H_EXCH_SEQ,
@@ -34,6 +37,7 @@ from engine.constants import (
     H_NBID,
     H_PUBLISH_TS,
     H_RECV_TS,
+    H_STALE_EVENTS,
     H_STATUS,
     H_UPDATES,
     HDR_WORDS,
@@ -46,7 +50,9 @@ from engine.constants import (
     R_SIDE,
     R_SIZE,
     R_TS,
+    STALE,
 )
+from engine.checksum import book_checksum, checksum_matches
 from engine.histogram import hist_record
 from engine.seqlock import write_begin, write_end
 
@@ -233,10 +239,21 @@ def apply_records(hdr, px, sz, data, mask, start, stop, hist, stats):
             if flags & F_CLEAR:
                 hdr[h + H_NBID] = 0
                 hdr[h + H_NASK] = 0
-            if flags & F_STATUS:
+            if flags & F_CHECKSUM:
+                ck = book_checksum(hdr, px, sz, b, data[R_SIZE, j])
+                if checksum_matches(ck, data[R_PRICE, j]):
+                    hdr[h + H_CHECKSUM_OK] += 1
+                else:
+                    hdr[h + H_CHECKSUM_FAIL] += 1
+                    if hdr[h + H_STATUS] != STALE:
+                        hdr[h + H_STATUS] = STALE
+                        hdr[h + H_STALE_EVENTS] += 1
+            elif flags & F_STATUS:
                 status = data[R_SIZE, j]
                 if status == LIVE and is_crossed(px, b, hdr[h + H_NBID], hdr[h + H_NASK]):
                     status = CROSSED
+                if status == STALE and hdr[h + H_STATUS] != STALE:
+                    hdr[h + H_STALE_EVENTS] += 1
                 hdr[h + H_STATUS] = status
             elif not flags & F_NOLEVEL:
                 side = data[R_SIDE, j]

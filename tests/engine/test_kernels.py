@@ -9,15 +9,19 @@ from engine.constants import (
     ASK,
     BID,
     CROSSED,
+    F_CHECKSUM,
     F_CLEAR,
     F_END,
     F_NOLEVEL,
     F_STATUS,
     H_ABSENT_DELETES,
+    H_CHECKSUM_FAIL,
+    H_CHECKSUM_OK,
     H_CROSSED,
     H_DEPTH_DROPS,
     H_EXCH_SEQ,
     H_MESSAGES,
+    H_STALE_EVENTS,
     H_STATUS,
     H_UPDATES,
     HDR_WORDS,
@@ -29,6 +33,7 @@ from engine.constants import (
     R_SIDE,
     R_SIZE,
     REC_FIELDS,
+    STALE,
 )
 from engine.histogram import new_hist
 from engine.kernels import S_BAD_RECORDS, S_SECTIONS, S_WORDS, apply_records, set_level
@@ -187,3 +192,34 @@ def test_long_random_streams_every_search_path(side, depth, span, seed):
         ref.set(side, price, size)
         assert list(zip(p[:n][::-1].tolist(), q[:n][::-1].tolist())) == ref.levels(side)
     assert n > 2 * 16
+
+
+def _ck_record(b, expected, scheme):
+    return (b, 0, F_CHECKSUM | F_END, expected, scheme, 1)
+
+
+def test_checksum_records_verify_against_zlib_and_mark_stale_on_mismatch():
+    import zlib
+
+    from engine.checksum import CK_KRAKEN, CK_OKX
+
+    store = BookStore(1, 32)
+    store.configure(0, "X", 1, 0)
+    stats = np.zeros(S_WORDS, np.int64)
+    # OKX's documented example: bids 3366.1x7, 3366x6; asks 3366.8x9, 3368x8
+    okx = zlib.crc32(b"3366.1:7:3366.8:9:3366:6:3368:8")
+    okx_signed = okx - 2**32 if okx >= 2**31 else okx
+    kraken = zlib.crc32(b"336689" + b"336808" + b"336617" + b"336606")
+    recs = [(0, BID, F_CLEAR, 33661, 7, 1), (0, BID, 0, 33660, 6, 1),
+            (0, ASK, 0, 33668, 9, 1), (0, ASK, F_END, 33680, 8, 1),
+            (0, 0, F_STATUS | F_END, 0, LIVE, -1),
+            _ck_record(0, okx_signed, CK_OKX), _ck_record(0, kraken, CK_KRAKEN)]
+    d, mask = block(recs)
+    apply_records(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
+    assert store.hdr[H_CHECKSUM_OK] == 2 and store.hdr[H_CHECKSUM_FAIL] == 0
+    assert store.hdr[H_STATUS] == LIVE
+    recs = [(0, ASK, F_END, 33668, 10, 2), _ck_record(0, okx_signed, CK_OKX)]  # stale sum
+    d, mask = block(recs)
+    apply_records(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
+    assert store.hdr[H_CHECKSUM_FAIL] == 1 and store.hdr[H_STATUS] == STALE
+    assert store.hdr[H_STALE_EVENTS] == 1

@@ -1,0 +1,123 @@
+"""Exchange order-book checksums, computed by the writer kernel on the book it holds.
+
+Each scheme renders the top levels as text the way the exchange documents it and takes
+the CRC-32 (zlib polynomial) of that text, digit by digit, with no allocation:
+
+* CK_KRAKEN: Kraken spot (WebSocket v1 ``book`` and v2 ``book``): top 10 asks, best
+  first, then top 10 bids, best first; each level is price then quantity written with
+  the pair's fixed decimals, the '.' removed and leading zeros stripped, which is the
+  fixed-point integer in decimal.  The book's decimals must be the wire decimals
+  (the instrument's price / lot decimals).  Compared unsigned.
+* CK_OKX: OKX ``books``: the top 25 levels interleaved ``bid px:bid sz:ask px:ask sz``
+  (a side that runs out contributes nothing), numbers in shortest decimal form as OKX
+  sends them, fields joined by ':'.  Compared as signed 32-bit (low 32 bits).
+"""
+
+import numpy as np
+from numba import njit
+
+from engine.constants import ASK, BID, H_NASK, H_NBID, H_PRICE_DEC, H_SIZE_DEC, HDR_WORDS
+
+CK_KRAKEN = 1
+CK_OKX = 2
+
+
+def _crc_table() -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint32)
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        table[i] = c
+    return table
+
+
+CRC_TABLE = _crc_table()
+
+
+@njit(nogil=True, inline="always")
+def _crc_byte(crc, b):
+    return (crc >> 8) ^ CRC_TABLE[(crc ^ b) & 0xFF]
+
+
+@njit(nogil=True)
+def _crc_digits(crc, v):
+    """Feed the decimal digits of v >= 0 (no leading zeros; "0" for 0)."""
+    p = 1
+    while p <= v // 10:
+        p *= 10
+    while p > 0:
+        crc = _crc_byte(crc, 48 + (v // p) % 10)
+        p //= 10
+    return crc
+
+
+@njit(nogil=True)
+def _crc_fixed_text(crc, v, decimals):
+    """Feed the shortest decimal text of v / 10**decimals ("5.16", "30316", "-0.5")."""
+    if v < 0:
+        crc = _crc_byte(crc, 45)
+        v = -v
+    scale = 1
+    for _ in range(decimals):
+        scale *= 10
+    whole = v // scale
+    frac = v % scale
+    crc = _crc_digits(crc, whole)
+    if frac:
+        nd = decimals
+        while frac % 10 == 0:
+            frac //= 10
+            nd -= 1
+        crc = _crc_byte(crc, 46)
+        p = 1
+        for _ in range(nd - 1):
+            p *= 10
+        while p > 0:  # leading zeros of the fraction are significant here
+            crc = _crc_byte(crc, 48 + (frac // p) % 10)
+            p //= 10
+    return crc
+
+
+@njit(nogil=True)
+def book_checksum(hdr, px, sz, b, scheme):
+    """CRC-32 of book ``b`` under ``scheme`` (unsigned 32-bit value as int64)."""
+    h = b * HDR_WORDS
+    nb = hdr[h + H_NBID]
+    na = hdr[h + H_NASK]
+    crc = np.uint32(0xFFFFFFFF)
+    if scheme == CK_KRAKEN:
+        for k in range(min(10, na)):
+            crc = _crc_digits(crc, px[b, ASK, na - 1 - k])
+            crc = _crc_digits(crc, sz[b, ASK, na - 1 - k])
+        for k in range(min(10, nb)):
+            crc = _crc_digits(crc, px[b, BID, nb - 1 - k])
+            crc = _crc_digits(crc, sz[b, BID, nb - 1 - k])
+    elif scheme == CK_OKX:
+        pd = hdr[h + H_PRICE_DEC]
+        sd = hdr[h + H_SIZE_DEC]
+        first = True
+        for k in range(25):
+            if k < nb:
+                if not first:
+                    crc = _crc_byte(crc, 58)
+                crc = _crc_fixed_text(crc, px[b, BID, nb - 1 - k], pd)
+                crc = _crc_byte(crc, 58)
+                crc = _crc_fixed_text(crc, sz[b, BID, nb - 1 - k], sd)
+                first = False
+            if k < na:
+                if not first:
+                    crc = _crc_byte(crc, 58)
+                crc = _crc_fixed_text(crc, px[b, ASK, na - 1 - k], pd)
+                crc = _crc_byte(crc, 58)
+                crc = _crc_fixed_text(crc, sz[b, ASK, na - 1 - k], sd)
+                first = False
+    else:
+        return -1
+    return np.int64(crc ^ np.uint32(0xFFFFFFFF))
+
+
+@njit(nogil=True, inline="always")
+def checksum_matches(computed, expected):
+    """Compare on the low 32 bits: exchanges send CRC-32 signed or unsigned."""
+    return (computed & 0xFFFFFFFF) == (expected & 0xFFFFFFFF)
