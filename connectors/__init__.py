@@ -1,0 +1,39 @@
+"""Exchange connectors: one module per venue, sharing connectors.base.
+
+Protocol classes are named here as "module:Class" and imported on first use, so a
+broken or missing venue module cannot stop the others from loading."""
+
+from __future__ import annotations
+
+import importlib
+
+# live protocols, by exchange id (config / CLI name)
+PROTOCOLS = {
+    "binance": "connectors.binance:BinanceSpot",
+    "binance_futures": "connectors.binance:BinanceFutures",
+    "kraken": "connectors.kraken:Kraken",
+    "okx": "connectors.okx:OKX",
+    "coinbase": "connectors.coinbase:Coinbase",
+    "bybit": "connectors.bybit:Bybit",
+}
+
+# which protocol replays which recorded session (file-name prefix in ../shared/recorded);
+# some are older dialects of a venue's protocol that the module also speaks
+RECORDINGS = {
+    "BINANCE": "connectors.binance:BinanceSpot",
+    "BINANCE_FUTURES": "connectors.binance:BinanceFutures",
+    "KRAKEN": "connectors.kraken:KrakenV1",
+    "OKX": "connectors.okx:OKX",
+    "COINBASE": "connectors.coinbase:CoinbaseExchange",
+}
+
+
+def load(spec: str):
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def protocol(exchange: str):
+    if exchange not in PROTOCOLS:
+        raise KeyError(f"unknown exchange {exchange!r} (known: {', '.join(sorted(PROTOCOLS))})")
+    return load(PROTOCOLS[exchange])

@@ -16,7 +16,7 @@ import numba
 def _cache_dir() -> str:
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha1(numba.__version__.encode())
-    for pkg in ("engine", "connectors", "bench"):
+    for pkg in ("engine", "connectors", "bench", "simulator"):
         for f in sorted((root / pkg).glob("*.py")):
             h.update(f.name.encode())
             h.update(f.read_bytes())

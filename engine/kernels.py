@@ -16,6 +16,7 @@ ever see whole messages.
 from numba import njit
 
 from engine.atomics import memmove, monotonic_ns, prefetch
+from engine.checksum import book_checksum, checksum_matches
 from engine.constants import (
     ASK,
     BID,
@@ -52,7 +53,6 @@ from engine.constants import (
     R_TS,
     STALE,
 )
-from engine.checksum import book_checksum, checksum_matches
 from engine.histogram import hist_record
 from engine.seqlock import write_begin, write_end
 

@@ -1,0 +1,150 @@
+"""A live feed: instruments, book store, rings, writer thread and one websocket
+connection per chunk of symbols, for any set of exchanges, on one asyncio loop.
+
+The event loop thread is the single producer of every ring (SPSC holds); the writer
+thread is the single consumer.  ``Feed`` is what ``hftbook run`` and the loopback tests
+drive."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from connectors.base import BookTarget, ConfigError, ExchangeStats, Instrument, Protocol
+from connectors.runner import Connection
+from engine.ring import RingPool
+from engine.store import BookStore
+from engine.writer import Writer
+
+log = logging.getLogger("hftbook.feed")
+
+
+@dataclass
+class ExchangeSpec:
+    protocol: type[Protocol]
+    symbols: list[str]                  # native symbols
+    ws_url: str | None = None           # overrides (simulator, testnet)
+    rest_url: str | None = None
+    instruments: dict[str, Instrument] | None = None  # skip the REST instrument fetch
+    options: dict = field(default_factory=dict)       # extra Protocol keyword arguments
+
+
+async def fetch_instruments(spec: ExchangeSpec, http: aiohttp.ClientSession) -> dict:
+    cls = spec.protocol
+    out: dict[str, Instrument] = {}
+    for url in cls.instrument_urls():
+        if spec.rest_url:
+            url = spec.rest_url + url[len(cls.rest_url):]
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=20)) as r:
+            if r.status != 200:
+                raise ConfigError(f"{cls.exchange}: instrument list {url} -> HTTP {r.status}")
+            out.update(cls.parse_instruments(await r.read()))
+    return out
+
+
+class Feed:
+    def __init__(self, specs: list[ExchangeSpec], depth: int = 1000,
+                 ring_capacity: int = 1 << 16, writer_cpu: int | None = None,
+                 connection_options: dict | None = None) -> None:
+        self.specs = specs
+        self.depth = depth
+        self.ring_capacity = ring_capacity
+        self.writer_cpu = writer_cpu
+        self.connection_options = connection_options or {}
+        self.stats: dict[str, ExchangeStats] = {}
+        self.connections: list[Connection] = []
+        self.index: dict[tuple[str, str], int] = {}   # (exchange, native) -> book
+        self.store: BookStore | None = None
+        self.pool: RingPool | None = None
+        self.writer: Writer | None = None
+        self.stop_event: asyncio.Event | None = None
+
+    async def setup(self, http: aiohttp.ClientSession) -> None:
+        """Instruments (REST unless given), store, rings, protocols; raises ConfigError
+        for an unknown symbol before anything connects."""
+        for spec in self.specs:
+            if spec.instruments is None:
+                spec.instruments = await fetch_instruments(spec, http)
+            unknown = [s for s in spec.symbols if s not in spec.instruments]
+            if unknown:
+                raise ConfigError(f"{spec.protocol.exchange}: unknown symbol(s): "
+                                  f"{', '.join(unknown)}")
+        n_books = sum(len(s.symbols) for s in self.specs)
+        self.store = BookStore(max(n_books, 1), self.depth)
+        self.pool = RingPool(len(self.specs), self.ring_capacity)
+        b = 0
+        for r, spec in enumerate(self.specs):
+            cls = spec.protocol
+            stats = self.stats.setdefault(cls.exchange, ExchangeStats(cls.exchange))
+            ring = self.pool.ring(r)
+            targets = {}
+            for s in spec.symbols:
+                inst = spec.instruments[s]
+                self.store.configure(b, f"{cls.exchange}:{s}", inst.price_decimals,
+                                     inst.size_decimals)
+                self.index[(cls.exchange, s)] = b
+                targets[s] = BookTarget(ring.ctl, ring.data, b, self.store.hdr)
+                b += 1
+            step = cls.max_symbols_per_connection
+            for i in range(0, len(spec.symbols), step):
+                chunk = spec.symbols[i:i + step]
+                proto = cls(spec.instruments, {s: targets[s] for s in chunk}, stats,
+                            ws_url=spec.ws_url, rest_url=spec.rest_url, **spec.options)
+                self.connections.append(Connection(proto, chunk, http,
+                                                   **self.connection_options))
+
+    def book(self, exchange: str, native: str):
+        return self.store.book(self.index[(exchange, native)])
+
+    async def run(self, stop: asyncio.Event | None = None,
+                  http: aiohttp.ClientSession | None = None) -> None:
+        """Run until ``stop`` is set; then join the writer (after draining)."""
+        self.stop_event = stop or asyncio.Event()
+        own = http is None
+        http = http or aiohttp.ClientSession()
+        try:
+            if self.store is None:
+                await self.setup(http)
+            self.writer = Writer(self.store, self.pool, list(range(len(self.pool))),
+                                 name="writer-0", cpu=self.writer_cpu).start()
+            tasks = [asyncio.ensure_future(c.run(self.stop_event)) for c in self.connections]
+            try:
+                await self.stop_event.wait()
+            finally:
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self.writer.stop()
+        finally:
+            if own:
+                await http.close()
+
+    def summary(self) -> dict:
+        from engine.constants import (
+            H_CHECKSUM_FAIL,
+            H_CHECKSUM_OK,
+            H_STATUS,
+            HDR_WORDS,
+            STATUS_NAMES,
+        )
+
+        out = {}
+        for ex, st in self.stats.items():
+            books = [b for (e, _), b in self.index.items() if e == ex]
+            statuses = [STATUS_NAMES[int(self.store.hdr[b * HDR_WORDS + H_STATUS])]
+                        for b in books]
+            tot = st.totals()
+            out[ex] = {
+                "books": len(books), "books_live": statuses.count("live"),
+                "books_stale": len(books) - statuses.count("live"),
+                "messages": tot.get("messages", 0), "level_updates": tot.get("levels", 0),
+                "gaps": tot.get("gaps", 0), "resyncs": tot.get("resyncs", 0),
+                "checksums_verified": sum(int(self.store.hdr[b * HDR_WORDS + H_CHECKSUM_OK])
+                                          for b in books),
+                "checksum_failures": sum(int(self.store.hdr[b * HDR_WORDS + H_CHECKSUM_FAIL])
+                                         for b in books),
+                "malformed": tot.get("malformed", 0), "dropped": tot.get("dropped", 0),
+                "connects": st.connects, "disconnects": st.disconnects,
+            }
+        return out

@@ -1,0 +1,154 @@
+"""The websocket lifecycle every connector shares: connect, subscribe in allowed batches,
+read, app-level pings, REST snapshots, health checks, reconnect with jittered
+exponential backoff, clean shutdown.  All exchange knowledge stays in the Protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+import aiohttp
+import websockets
+
+from connectors.base import Protocol, RestRequest
+
+log = logging.getLogger("hftbook.connectors")
+
+
+class Connection:
+    """One websocket connection carrying ``protocol``'s symbols."""
+
+    def __init__(self, protocol: Protocol, symbols: list[str], http: aiohttp.ClientSession,
+                 *, backoff: float = 0.5, max_backoff: float = 30.0,
+                 idle_timeout: float = 30.0, health_interval: float = 0.05,
+                 rest_retries: int = 5) -> None:
+        self.protocol = protocol
+        self.symbols = symbols
+        self.http = http
+        self.backoff0 = backoff
+        self.max_backoff = max_backoff
+        self.idle_timeout = idle_timeout   # no frame for this long: the link is dead
+        self.health_interval = health_interval
+        self.rest_retries = rest_retries
+        self.connected = asyncio.Event()
+        self.frames = 0
+        self._ws = None
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def name(self) -> str:
+        return f"{self.protocol.exchange}[{len(self.symbols)} symbols]"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep the connection up until ``stop`` is set."""
+        backoff = self.backoff0
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await self._session(stop)
+            except (TimeoutError, OSError, websockets.WebSocketException) as exc:
+                log.warning("%s: connection lost: %s: %s", self.name, type(exc).__name__, exc)
+            finally:
+                self.connected.clear()
+                self._ws = None
+                if self.protocol.targets:
+                    self.protocol.on_disconnect()
+                for t in list(self._tasks):
+                    t.cancel()
+            if stop.is_set():
+                break
+            if time.monotonic() - started > 60:
+                backoff = self.backoff0  # it was up for a while: start over
+            delay = backoff * random.uniform(0.5, 1.5)
+            log.info("%s: reconnecting in %.2fs", self.name, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+            backoff = min(backoff * 2, self.max_backoff)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        p = self.protocol
+        async with websockets.connect(p.ws_url, max_size=2**24, open_timeout=10,
+                                      ping_interval=20, ping_timeout=20,
+                                      close_timeout=2, compression="deflate") as ws:
+            self._ws = ws
+            p.reconnect_requested = False
+            p.on_connect()
+            for i, msg in enumerate(p.subscribe_messages(self.symbols)):
+                if i and p.subscribe_interval:
+                    await asyncio.sleep(p.subscribe_interval)
+                await ws.send(msg)
+            self.connected.set()
+            self._spawn(self._health(ws))
+            if p.ping_interval:
+                self._spawn(self._pinger(ws, p.ping_interval))
+            await self._flush(ws)
+            stop_wait = asyncio.ensure_future(stop.wait())
+            try:
+                while not stop.is_set():
+                    recv = asyncio.ensure_future(ws.recv())
+                    done, _ = await asyncio.wait({recv, stop_wait}, timeout=self.idle_timeout,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if recv not in done:
+                        recv.cancel()
+                        if stop.is_set():
+                            break
+                        log.warning("%s: no data for %.0fs: reconnecting", self.name,
+                                    self.idle_timeout)
+                        return
+                    frame = recv.result()
+                    self.frames += 1
+                    p.handle_frame(frame, time.monotonic_ns())
+                    await self._flush(ws)
+                    if p.reconnect_requested:
+                        log.info("%s: venue asked for a reconnect", self.name)
+                        return
+            finally:
+                stop_wait.cancel()
+
+    def _spawn(self, coro) -> None:
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, ws) -> None:
+        p = self.protocol
+        while p.outbox:
+            await ws.send(p.outbox.popleft())
+        while p.rest_requests:
+            self._spawn(self._fetch(p.rest_requests.popleft()))
+
+    async def _fetch(self, req: RestRequest) -> None:
+        delay = 0.2
+        for attempt in range(self.rest_retries):
+            try:
+                async with self.http.get(req.url, timeout=aiohttp.ClientTimeout(total=10)) as r:
+                    body = await r.read()
+                    if r.status == 200:
+                        self.protocol.handle_rest(req, body, time.monotonic_ns())
+                        if self._ws is not None:
+                            await self._flush(self._ws)
+                        return
+                    log.warning("%s: GET %s -> HTTP %d", self.name, req.url, r.status)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                log.warning("%s: GET %s failed: %s", self.name, req.url, exc)
+            await asyncio.sleep(delay * (1 + attempt))
+        log.error("%s: snapshot for %s unavailable after %d tries: book stays stale",
+                  self.name, req.symbol, self.rest_retries)
+        self.protocol.reset_symbol(req.symbol)
+
+    async def _health(self, ws) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval)
+            self.protocol.check_health()
+            await self._flush(ws)
+
+    async def _pinger(self, ws, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            msg = self.protocol.ping_message()
+            if msg is not None:
+                await ws.send(msg)
