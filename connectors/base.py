@@ -169,6 +169,7 @@ class Protocol:
         self.ring_timeout = ring_timeout
         self.outbox: deque[str | bytes] = deque()
         self.rest_requests: deque[RestRequest] = deque()
+        self.touched: set[str] = set()  # symbols published since the caller last cleared it
         self._seen_fail = {s: 0 for s in targets}
         self._seen_crossed = {s: 0 for s in targets}
         for s in targets:
@@ -291,6 +292,7 @@ class Protocol:
                 return False
             time.sleep(0.0002)
         st = self.stats.sym(symbol)
+        self.touched.add(symbol)
         if res != PUSH_OK:
             reason = _PUSH_ERRORS.get(res, f"push error {res}")
             st.malformed += 1

@@ -20,6 +20,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         else:
             b.print_table(res, Console())
         return 0
+    if args.what == "replay":
+        from bench import replay as b
+        from connectors.recorded_paths import default_recordings
+
+        directory = args.recordings or default_recordings()
+        res = b.run(directory)
+        if args.json:
+            sys.stdout.write(orjson.dumps(res).decode() + "\n")
+        else:
+            b.print_table(res, Console(width=None if sys.stdout.isatty() else 140))
+        return 0
     raise SystemExit(f"unknown benchmark {args.what!r}")
 
 
@@ -28,6 +39,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     return run_demo(duration=args.duration, n_books=args.books, rate=args.rate,
                     as_json=args.json)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from hftbook.replay_cmd import run_replay
+
+    _quiet_logs(args)
+    return run_replay(args.files, args.verify, args.json, args.dump_books, args.no_checksums)
+
+
+def _quiet_logs(args: argparse.Namespace) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False)
+                        else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print a final JSON summary only")
     run.set_defaults(func=_cmd_run)
 
+    rp = sub.add_parser("replay", help="replay recorded sessions through connectors + engine")
+    rp.add_argument("files", nargs="+", help="recording files or directories "
+                    "(e.g. ../shared/recorded/cryptofeed/KRAKEN.ws.50.0)")
+    rp.add_argument("--verify", action="store_true",
+                    help="also fail on any gap, resync or malformed frame")
+    rp.add_argument("--json", action="store_true", help="print one JSON object")
+    rp.add_argument("--dump-books", metavar="OUT.json", help="write every final book, exact")
+    rp.add_argument("--no-checksums", action="store_true", help="skip checksum verification")
+    rp.add_argument("-v", "--verbose", action="store_true", help="log every event")
+    rp.set_defaults(func=_cmd_replay)
+
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
-    bench.add_argument("what", choices=["engine"])
+    bench.add_argument("what", choices=["engine", "replay"])
+    bench.add_argument("--recordings", help="recorded sessions directory "
+                       "(default: ../shared/recorded/cryptofeed beside the checkout)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--quick", action="store_true", help="smaller workloads (smoke test)")
     bench.set_defaults(func=_cmd_bench)

@@ -40,3 +40,50 @@ def test_bad_arguments_are_clear_errors():
     assert r.returncode != 0 and "--books must be >= 6" in r.stderr
     r = _hftbook("bench", "nothing")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_replay_verify_json_and_dump(tmp_path):
+    from tests.connectors.reference import need_recordings
+
+    rec = need_recordings()
+    out = tmp_path / "books.json"
+    r = _hftbook("replay", str(rec / "BINANCE.ws.1.0"), str(rec / "BINANCE_FUTURES.0"),
+                 "--verify", "--json", "--dump-books", str(out))
+    assert r.returncode == 0, r.stderr
+    res = orjson.loads(r.stdout)
+    assert res["ok"] and res["failed"] == []
+    names = [x["recording"] for x in res["recordings"]]
+    assert names == ["BINANCE", "BINANCE_FUTURES"]
+    for x in res["recordings"]:
+        assert x["books_live"] == x["books"] == 4 and x["gaps"] == 0
+        assert x["level_updates"] > 1000 and x["levels_per_s"] > 0
+    books = orjson.loads(out.read_bytes())
+    assert set(books) == {"binance", "binance_futures"}
+    assert books["binance"]["NKNUSDT"]["status"] == "live"
+    assert len(books["binance"]["NKNUSDT"]["bids"]) > 100
+
+
+def test_replay_rejects_unknown_files(tmp_path):
+    bogus = tmp_path / "NOTANEXCHANGE.ws.1.0"
+    bogus.write_text("x")
+    r = _hftbook("replay", str(bogus))
+    assert r.returncode == 2 and "not a recording of a supported exchange" in r.stderr
+    r = _hftbook("replay", str(tmp_path / "missing.0"))
+    assert r.returncode == 2 and "no such recording" in r.stderr
+
+
+def test_replay_exit_status_is_nonzero_when_a_book_ends_wrong(tmp_path):
+    """A recording whose REST snapshot is damaged: the book cannot sync, exit 1."""
+    from tests.connectors.reference import need_recordings
+
+    rec = need_recordings()
+    for f in rec.glob("BINANCE.*"):
+        text = f.read_text()
+        if ".http." in f.name:
+            text = text.replace('"lastUpdateId":', '"lastUpdateIdX":', 1)
+        (tmp_path / f.name).write_text(text)
+    r = _hftbook("replay", str(tmp_path / "BINANCE.ws.1.0"), "--json")
+    assert r.returncode == 1
+    res = orjson.loads(r.stdout)
+    assert res["failed"] == ["BINANCE"]
+    assert res["recordings"][0]["books_live"] == 3 and res["recordings"][0]["malformed"] >= 1
