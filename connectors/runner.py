@@ -152,3 +152,12 @@ class Connection:
             msg = self.protocol.ping_message()
             if msg is not None:
                 await ws.send(msg)
+
+
+def run_async(coro):
+    """``asyncio.run`` on uvloop where it is installed (faster loop), else the default."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)

@@ -34,11 +34,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     raise SystemExit(f"unknown benchmark {args.what!r}")
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _cmd_demo(args: argparse.Namespace) -> int:
     from hftbook.demo import run_demo
 
     return run_demo(duration=args.duration, n_books=args.books, rate=args.rate,
                     as_json=args.json)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from hftbook.run_cmd import run
+
+    return run(args.config, args.duration, args.exchanges, args.live, args.json)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -59,13 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hftbook", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="hold live books and show them (see README)")
-    run.add_argument("--duration", type=float, default=10.0,
-                     help="seconds to run (0 = until Ctrl-C)")
-    run.add_argument("--books", type=int, default=2000, help="books in the synthetic feed")
-    run.add_argument("--rate", type=int, default=200_000, help="offered level updates per second")
+    run = sub.add_parser("run", help="hold live books for the configured exchanges")
+    run.add_argument("--config", help="config file (default: config.toml of the checkout)")
+    run.add_argument("--duration", type=float, help="seconds to run (0 = until Ctrl-C)")
+    run.add_argument("--exchanges", help="comma-separated subset of the configured exchanges")
+    run.add_argument("--live", action="store_true", help="real exchanges, not the simulator")
     run.add_argument("--json", action="store_true", help="print a final JSON summary only")
     run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="the engine alone on a synthetic in-process flow")
+    demo.add_argument("--duration", type=float, default=10.0,
+                      help="seconds to run (0 = until Ctrl-C)")
+    demo.add_argument("--books", type=int, default=2000, help="books in the synthetic feed")
+    demo.add_argument("--rate", type=int, default=200_000,
+                      help="offered level updates per second")
+    demo.add_argument("--json", action="store_true", help="print a final JSON summary only")
+    demo.set_defaults(func=_cmd_demo)
 
     rp = sub.add_parser("replay", help="replay recorded sessions through connectors + engine")
     rp.add_argument("files", nargs="+", help="recording files or directories "

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 
 
 def _hftbook(*args, timeout=180):
@@ -11,8 +12,8 @@ def _hftbook(*args, timeout=180):
                           text=True, timeout=timeout)
 
 
-def test_run_json_summary_books_live_and_clean_exit():
-    r = _hftbook("run", "--duration", "3", "--books", "200", "--rate", "50000", "--json")
+def test_demo_json_summary_books_live_and_clean_exit():
+    r = _hftbook("demo", "--duration", "3", "--books", "200", "--rate", "50000", "--json")
     assert r.returncode == 0, r.stderr
     s = orjson.loads(r.stdout)
     assert s["books"] == 200 and s["books_live"] == 200 and s["books_stale"] == 0
@@ -36,7 +37,7 @@ def test_bench_engine_json_has_the_documented_keys():
 
 
 def test_bad_arguments_are_clear_errors():
-    r = _hftbook("run", "--books", "2", "--duration", "1")
+    r = _hftbook("demo", "--books", "2", "--duration", "1")
     assert r.returncode != 0 and "--books must be >= 6" in r.stderr
     r = _hftbook("bench", "nothing")
     assert r.returncode == 2 and "invalid choice" in r.stderr
@@ -87,3 +88,73 @@ def test_replay_exit_status_is_nonzero_when_a_book_ends_wrong(tmp_path):
     res = orjson.loads(r.stdout)
     assert res["failed"] == ["BINANCE"]
     assert res["recordings"][0]["books_live"] == 3 and res["recordings"][0]["malformed"] >= 1
+
+
+CONFIG = """
+mode = "simulated"
+[simulator]
+symbols_per_exchange = 6
+rate = 40.0
+[exchanges.binance]
+symbols = ["*"]
+[exchanges.binance_futures]
+symbols = ["*"]
+max_symbols = 4
+"""
+
+
+def test_run_simulated_feed_json_summary(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG)
+    r = _hftbook("run", "--config", str(cfg), "--duration", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    s = orjson.loads(r.stdout)
+    assert s["mode"] == "simulated"
+    assert s["exchanges"]["binance"]["books"] == 6
+    assert s["exchanges"]["binance_futures"]["books"] == 4
+    t = s["totals"]
+    assert t["books_live"] == 10 and t["books_stale"] == 0
+    assert t["messages"] > 50 and t["level_updates"] > 100
+    assert t["gaps"] == 0 and t["resyncs"] == 0 and t["malformed"] == 0
+    assert s["latency_ns"]["count"] > 0
+
+
+def test_run_exchanges_flag_selects_a_subset(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG)
+    r = _hftbook("run", "--config", str(cfg), "--duration", "2", "--json",
+                 "--exchanges", "binance_futures")
+    assert r.returncode == 0, r.stderr
+    assert list(orjson.loads(r.stdout)["exchanges"]) == ["binance_futures"]
+    r = _hftbook("run", "--config", str(cfg), "--exchanges", "kraken,nope")
+    assert r.returncode == 2 and "not in the config" in r.stderr
+
+
+@pytest.mark.parametrize("text,message", [
+    ('mode = "paper"\n[exchanges.binance]\n', "mode = 'paper': must be 'simulated' or 'live'"),
+    ('[book]\ndepth = 0\n[exchanges.binance]\n', "book.depth = 0: must be an integer in"),
+    ('[book]\ndeep = 5\n[exchanges.binance]\n', "unknown key book.deep"),
+    ('[engine]\nring_capacity = 1000\n[exchanges.binance]\n', "power of two"),
+    ('[exchanges.nasdaq]\n', "unknown exchange exchanges.nasdaq"),
+    ('[exchanges.binance]\nsymbol = ["X"]\n', "unknown key exchanges.binance.symbol"),
+    ('[exchanges.binance]\nsymbols = "BTCUSDT"\n', "exchanges.binance.symbols"),
+    ('colour = "red"\n[exchanges.binance]\n', "unknown key colour"),
+    ('[logging]\nlevel = "loud"\n[exchanges.binance]\n', "logging.level"),
+    ('duration = -1\n[exchanges.binance]\n', "duration = -1"),
+    ('mode = "simulated"\n', "[exchanges] must list at least one exchange"),
+    ('this is not toml', "not valid TOML"),
+])
+def test_config_errors_name_the_key(tmp_path, text, message):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    r = _hftbook("run", "--config", str(cfg), "--duration", "1")
+    assert r.returncode == 2
+    assert message in r.stderr, r.stderr
+
+
+def test_shipped_config_is_valid():
+    from connectors import PROTOCOLS
+    from hftbook.config import DEFAULT_PATH, load
+
+    cfg = load(DEFAULT_PATH, set(PROTOCOLS))
+    assert cfg["mode"] == "simulated" and cfg["exchanges"]

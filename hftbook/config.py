@@ -1,0 +1,145 @@
+"""config.toml: load, validate every key before anything starts, apply CLI overrides.
+
+An unknown key or a bad value raises ConfigError naming the key and what is allowed."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connectors.base import ConfigError
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config.toml"
+
+
+@dataclass(frozen=True)
+class Key:
+    kind: type | tuple
+    default: Any
+    allowed: str                      # what to tell the user
+    check: Any = None                 # callable(value) -> bool
+
+
+def _int_range(lo: int, hi: int):
+    return Key(int, None, f"an integer in {lo}..{hi}", lambda v: lo <= v <= hi)
+
+
+def _in(*choices):
+    return Key(str, None, " or ".join(repr(c) for c in choices), lambda v: v in choices)
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "": {
+        "mode": Key(str, "simulated", "'simulated' or 'live'", lambda v: v in ("simulated",
+                                                                               "live")),
+        "duration": Key((int, float), 0, "seconds >= 0 (0 = until Ctrl-C)", lambda v: v >= 0),
+    },
+    "book": {
+        "depth": Key(int, 1000, "an integer in 1..65536", lambda v: 1 <= v <= 65536),
+    },
+    "engine": {
+        "ring_capacity": Key(int, 1 << 16, "a power of two in 64..16777216",
+                             lambda v: 64 <= v <= 1 << 24 and v & (v - 1) == 0),
+        "batch": _int_range(1, 1 << 16),
+        "writer_cpu": Key(int, -1, "a CPU number, or -1 for no pinning", lambda v: v >= -1),
+        "verify_checksums": Key(bool, True, "true or false"),
+    },
+    "simulator": {
+        "symbols_per_exchange": _int_range(1, 10000),
+        "rate": Key((int, float), 20.0, "events per second per symbol, > 0", lambda v: v > 0),
+        "zipf": Key((int, float), 1.1, "a Zipf exponent in 0..3 (0 = every symbol alike)",
+                    lambda v: 0 <= v <= 3),
+        "seed": Key(int, 1, "an integer"),
+    },
+    "dashboard": {
+        "refresh": Key((int, float), 0.5, "seconds, > 0", lambda v: v > 0),
+        "books_shown": _int_range(0, 50),
+    },
+    "logging": {
+        "level": _in("debug", "info", "warning", "error"),
+        "file": Key(str, "", "a path, or \"\" for stderr"),
+    },
+}
+DEFAULTS = {
+    "engine": {"batch": 64},
+    "simulator": {"symbols_per_exchange": 20},
+    "dashboard": {"books_shown": 8},
+    "logging": {"level": "warning"},
+}
+EXCHANGE_KEYS = {
+    "symbols": Key(list, None, "a list of symbol names, or [\"*\"] for all (see max_symbols)"),
+    "max_symbols": _int_range(1, 100000),
+    "enabled": Key(bool, True, "true or false"),
+}
+
+
+def _check(section: str, name: str, key: Key, value: Any) -> Any:
+    where = f"{section}.{name}" if section else name
+    if isinstance(value, bool) and key.kind is not bool:
+        raise ConfigError(f"config: {where} = {value!r}: must be {key.allowed}")
+    if not isinstance(value, key.kind):
+        raise ConfigError(f"config: {where} = {value!r}: must be {key.allowed}")
+    if key.check is not None and not key.check(value):
+        raise ConfigError(f"config: {where} = {value!r}: must be {key.allowed}")
+    return value
+
+
+def validate(raw: dict, known_exchanges: set[str]) -> dict:
+    """Checked config with defaults filled in; ConfigError on any problem."""
+    out: dict[str, Any] = {}
+    for name, key in SCHEMA[""].items():
+        out[name] = _check("", name, key, raw.get(name, key.default))
+    for section, keys in SCHEMA.items():
+        if not section:
+            continue
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"config: [{section}] must be a table")
+        unknown = set(given) - set(keys)
+        if unknown:
+            raise ConfigError(f"config: unknown key {section}.{sorted(unknown)[0]} "
+                              f"(allowed: {', '.join(sorted(keys))})")
+        defaults = DEFAULTS.get(section, {})
+        out[section] = {n: _check(section, n, k, given.get(n, defaults.get(n, k.default)))
+                        for n, k in keys.items()}
+    allowed_top = set(SCHEMA) | set(SCHEMA[""]) | {"exchanges"}
+    unknown = set(raw) - allowed_top
+    if unknown:
+        raise ConfigError(f"config: unknown key {sorted(unknown)[0]} "
+                          f"(allowed: {', '.join(sorted(allowed_top - {''}))})")
+    exchanges = raw.get("exchanges", {})
+    if not isinstance(exchanges, dict) or not exchanges:
+        raise ConfigError("config: [exchanges] must list at least one exchange")
+    out["exchanges"] = {}
+    for ex, spec in exchanges.items():
+        if ex not in known_exchanges:
+            raise ConfigError(f"config: unknown exchange exchanges.{ex} "
+                              f"(known: {', '.join(sorted(known_exchanges))})")
+        if not isinstance(spec, dict):
+            raise ConfigError(f"config: [exchanges.{ex}] must be a table")
+        unknown = set(spec) - set(EXCHANGE_KEYS)
+        if unknown:
+            raise ConfigError(f"config: unknown key exchanges.{ex}.{sorted(unknown)[0]} "
+                              f"(allowed: {', '.join(sorted(EXCHANGE_KEYS))})")
+        checked = {"symbols": ["*"], "max_symbols": 100, "enabled": True}
+        for n, v in spec.items():
+            checked[n] = _check(f"exchanges.{ex}", n, EXCHANGE_KEYS[n], v)
+        if not checked["symbols"] or not all(isinstance(s, str) and s for s in
+                                             checked["symbols"]):
+            raise ConfigError(f"config: exchanges.{ex}.symbols must be a non-empty list of "
+                              "names")
+        out["exchanges"][ex] = checked
+    return out
+
+
+def load(path: str | Path | None, known_exchanges: set[str]) -> dict:
+    p = Path(path) if path else DEFAULT_PATH
+    try:
+        raw = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config: {p} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {p}: not valid TOML: {exc}") from None
+    return validate(raw, known_exchanges)

@@ -1,0 +1,258 @@
+"""`hftbook run`: live books for every configured exchange and symbol, with a dashboard.
+
+In ``simulated`` mode (the default) every configured exchange gets an in-process
+loopback simulator venue speaking its protocol, so the whole pipeline (websockets,
+REST snapshots, sync rules, checksums, rings, writer thread, seqlocked books) runs with
+no network.  In ``live`` mode the same connectors talk to the real venues."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+
+import orjson
+
+from connectors import PROTOCOLS, protocol
+from connectors.base import ConfigError
+from connectors.feed import ExchangeSpec, Feed
+from connectors.runner import run_async
+from engine.histogram import percentiles
+from hftbook import config as cfgmod
+from simulator.registry import symbol_names, venue_class
+
+log = logging.getLogger("hftbook.run")
+
+
+def _activity(n: int, zipf: float) -> list[float]:
+    """Heavy-tailed per-symbol activity, mean 1: a few hot symbols, a long cold tail."""
+    w = [1.0 / (i + 1) ** zipf for i in range(n)]
+    mean = sum(w) / n
+    return [x / mean for x in w]
+
+
+async def _start_venues(cfg: dict) -> dict:
+    sim = cfg["simulator"]
+    venues = {}
+    for ex, spec in cfg["exchanges"].items():
+        if not spec["enabled"]:
+            continue
+        n = sim["symbols_per_exchange"]
+        names = symbol_names(ex, n) if spec["symbols"] == ["*"] else spec["symbols"]
+        names = names[:spec["max_symbols"]]
+        cls = venue_class(ex)
+        venues[ex] = await cls(names, seed=sim["seed"] + len(venues), rate=sim["rate"],
+                               activity=_activity(len(names), sim["zipf"])).start()
+    return venues
+
+
+def _specs(cfg: dict, venues: dict) -> list[ExchangeSpec]:
+    specs = []
+    for ex, spec in cfg["exchanges"].items():
+        if not spec["enabled"]:
+            continue
+        cls = protocol(ex)
+        opts = {"verify_checksums": cfg["engine"]["verify_checksums"]}
+        if ex in venues:
+            v = venues[ex]
+            specs.append(ExchangeSpec(cls, v.symbols, ws_url=_sim_ws_url(cls, v),
+                                      rest_url=v.rest_url, options=opts))
+        else:
+            if spec["symbols"] == ["*"]:
+                raise ConfigError(f"config: exchanges.{ex}.symbols = [\"*\"] needs the "
+                                  "instrument list: name the symbols in live mode")
+            specs.append(ExchangeSpec(cls, spec["symbols"][:spec["max_symbols"]],
+                                      options=opts))
+    return specs
+
+
+def _sim_ws_url(cls, venue) -> str:
+    """The simulator serves any path: keep the protocol's own path for realism."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(cls.ws_url).path
+    return venue.ws_url + path
+
+
+def _dashboard(feed: Feed, rates: dict, shown: int):
+    from rich.console import Group
+    from rich.table import Table
+
+    summary = feed.summary()
+    t = Table(title="hftbook run", expand=False)
+    for c in ("exchange", "books", "live", "stale/sync", "msg/s", "levels/s", "gaps",
+              "resyncs", "checksums ok", "checksum fail", "malformed", "reconnects"):
+        t.add_column(c, justify="right" if c != "exchange" else "left")
+    for ex, s in summary.items():
+        r = rates.get(ex, {})
+        t.add_row(ex, str(s["books"]), str(s["books_live"]), str(s["books_stale"]),
+                  f"{r.get('msgs', 0):,.0f}", f"{r.get('levels', 0):,.0f}", str(s["gaps"]),
+                  str(s["resyncs"]), str(s["checksums_verified"]),
+                  str(s["checksum_failures"]), str(s["malformed"]),
+                  str(max(0, s["connects"] - 1)))
+    lat = rates.get("_latency", {})
+    t.caption = (f"receive -> visible latency p50 {lat.get('p50', 0) / 1e3:.1f} µs  "
+                 f"p99 {lat.get('p99', 0) / 1e3:.1f} µs  p99.9 {lat.get('p999', 0) / 1e3:.1f} µs")
+    books = Table(title="top of book", expand=False)
+    for c in ("book", "status", "bid size", "bid", "ask", "ask size", "seq"):
+        books.add_column(c, justify="right")
+    for (ex, sym), b in list(feed.index.items())[:shown]:
+        top = feed.store.book(b).top(1)
+        books.add_row(f"{ex}:{sym}", top.status,
+                      f"{top.bid_sz[0]:g}" if top.n_bid else "-",
+                      f"{top.bid_px[0]:g}" if top.n_bid else "-",
+                      f"{top.ask_px[0]:g}" if top.n_ask else "-",
+                      f"{top.ask_sz[0]:g}" if top.n_ask else "-", str(top.seq))
+    return Group(t, books)
+
+
+class _Rates:
+    """Per-exchange messages/levels per second and latency over the last interval."""
+
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+        self.last = (time.monotonic(), {}, None)
+
+    def sample(self) -> dict:
+        now = time.monotonic()
+        counts = {ex: (t.totals().get("messages", 0), t.totals().get("levels", 0))
+                  for ex, t in self.feed.stats.items()}
+        t0, prev, hist0 = self.last
+        dt = max(now - t0, 1e-9)
+        out = {ex: {"msgs": (m - prev.get(ex, (0, 0))[0]) / dt,
+                    "levels": (lv - prev.get(ex, (0, 0))[1]) / dt}
+               for ex, (m, lv) in counts.items()}
+        hist = self.feed.writer.hist.copy() if self.feed.writer else None
+        if hist is not None:
+            out["_latency"] = percentiles(hist - hist0 if hist0 is not None else hist)
+        self.last = (now, counts, hist)
+        return out
+
+
+async def _main(cfg: dict, as_json: bool) -> int:
+    venues = await _start_venues(cfg) if cfg["mode"] == "simulated" else {}
+    feed = Feed(_specs(cfg, venues), depth=cfg["book"]["depth"],
+                ring_capacity=cfg["engine"]["ring_capacity"],
+                writer_cpu=None if cfg["engine"]["writer_cpu"] < 0 else cfg["engine"]["writer_cpu"])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    runner = asyncio.ensure_future(feed.run(stop))
+    t0 = time.monotonic()
+    duration = cfg["duration"]
+    interactive = sys.stdout.isatty() and not as_json
+    try:
+        while feed.writer is None and not runner.done():
+            await asyncio.sleep(0.01)
+        if runner.done():
+            await runner  # raises the startup error (unknown symbol, ...)
+        t0 = time.monotonic()
+        rates = _Rates(feed)
+        refresh = cfg["dashboard"]["refresh"]
+        live = None
+        if interactive:
+            from rich.live import Live
+
+            live = Live(_dashboard(feed, {}, cfg["dashboard"]["books_shown"]),
+                        refresh_per_second=max(1, int(1 / refresh)))
+            live.start()
+        next_log = time.monotonic() + 1.0
+        while not stop.is_set() and not runner.done():
+            try:
+                await asyncio.wait_for(stop.wait(), refresh)
+            except asyncio.TimeoutError:
+                pass
+            if duration and time.monotonic() - t0 >= duration:
+                stop.set()
+            if live is not None:
+                live.update(_dashboard(feed, rates.sample(), cfg["dashboard"]["books_shown"]))
+            elif not as_json and time.monotonic() >= next_log:
+                next_log += 1.0
+                _log_line(feed, rates.sample())
+        if live is not None:
+            live.stop()
+        # book states as they were while running (stopping disconnects: books go stale)
+        summary = _summary(feed, time.monotonic() - t0, venues)
+        stop.set()
+        await runner
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await runner
+        for v in venues.values():
+            await v.stop()
+    final = _summary(feed, time.monotonic() - t0, venues)
+    for ex, v in final["exchanges"].items():  # counters as at the end, states from above
+        for k in ("books_live", "books_stale"):
+            v[k] = summary["exchanges"][ex][k]
+    final["totals"].update({k: summary["totals"][k] for k in ("books_live", "books_stale")})
+    summary = final
+    if as_json:
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    else:
+        t = summary["totals"]
+        print(f"hftbook: stopped cleanly after {summary['seconds']:.1f}s: "
+              f"{t['books_live']}/{t['books']} books live, {t['messages']:,} messages, "
+              f"{t['level_updates']:,} level updates, {t['resyncs']} resyncs", flush=True)
+    return 0
+
+
+def _log_line(feed: Feed, rates: dict) -> None:
+    s = feed.summary()
+    parts = [f"{ex} {v['books_live']}/{v['books']} live "
+             f"{rates.get(ex, {}).get('levels', 0):,.0f} lv/s" for ex, v in s.items()]
+    lat = rates.get("_latency", {})
+    print(f"hftbook: {' | '.join(parts)} | p99 {lat.get('p99', 0) / 1e3:.1f} µs", flush=True)
+
+
+def _summary(feed: Feed, seconds: float, venues: dict) -> dict:
+    per = feed.summary()
+    keys = ("books", "books_live", "books_stale", "messages", "level_updates", "gaps",
+            "resyncs", "checksums_verified", "checksum_failures", "malformed", "dropped")
+    totals = {k: sum(v[k] for v in per.values()) for k in keys}
+    out = {"mode": "simulated" if venues else "live", "seconds": round(seconds, 2),
+           "exchanges": per, "totals": totals}
+    if feed.writer is not None:
+        out["latency_ns"] = percentiles(feed.writer.hist)
+    if venues:
+        out["simulator_faults"] = {ex: v.faults for ex, v in venues.items()}
+    return out
+
+
+def run(config_path: str | None, duration: float | None, exchanges: str | None, live: bool,
+        as_json: bool) -> int:
+    try:
+        cfg = cfgmod.load(config_path, set(PROTOCOLS))
+        if duration is not None:
+            cfg["duration"] = duration
+        if live:
+            cfg["mode"] = "live"
+        if exchanges:
+            wanted = [e.strip() for e in exchanges.split(",") if e.strip()]
+            unknown = [e for e in wanted if e not in cfg["exchanges"]]
+            if unknown:
+                raise ConfigError(f"--exchanges: {', '.join(unknown)} not in the config "
+                                  f"(configured: {', '.join(cfg['exchanges'])})")
+            cfg["exchanges"] = {e: cfg["exchanges"][e] for e in wanted}
+    except ConfigError as exc:
+        print(f"hftbook run: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(cfg["logging"])
+    try:
+        return run_async(_main(cfg, as_json))
+    except ConfigError as exc:
+        print(f"hftbook run: {exc}", file=sys.stderr)
+        return 2
+
+
+def _setup_logging(lc: dict) -> None:
+    kw = {"level": getattr(logging, lc["level"].upper()),
+          "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    if lc["file"]:
+        kw["filename"] = lc["file"]
+    logging.basicConfig(**kw)

@@ -1,0 +1,42 @@
+"""Which simulated venue speaks which connector's protocol, and symbol names for it."""
+
+from __future__ import annotations
+
+import importlib
+
+VENUES = {
+    "binance": "simulator.binance:BinanceSpotVenue",
+    "binance_futures": "simulator.binance:BinanceFuturesVenue",
+    "kraken": "simulator.kraken:KrakenVenue",
+    "okx": "simulator.okx:OKXVenue",
+    "coinbase": "simulator.coinbase:CoinbaseVenue",
+    "bybit": "simulator.bybit:BybitVenue",
+}
+
+# how each venue spells a (base, quote) pair natively
+SPELLING = {
+    "binance": "{b}{q}",
+    "binance_futures": "{b}{q}",
+    "kraken": "{b}/{q}",
+    "okx": "{b}-{q}",
+    "coinbase": "{b}-{q}",
+    "bybit": "{b}{q}",
+}
+QUOTES = {"kraken": "USD", "coinbase": "USD"}
+BASES = ["BTC", "ETH", "SOL", "XRP", "DOGE", "ADA", "AVAX", "LINK", "DOT", "LTC", "TRX",
+         "BCH", "ATOM", "UNI", "ETC", "FIL", "APT", "ARB", "OP", "NEAR"]
+
+
+def venue_class(exchange: str):
+    spec = VENUES.get(exchange)
+    if spec is None:
+        raise KeyError(f"no simulated venue for {exchange!r}")
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def symbol_names(exchange: str, n: int) -> list[str]:
+    """n native symbol names: well-known bases first, then synthetic ones (S0021...)."""
+    quote = QUOTES.get(exchange, "USDT")
+    bases = BASES[:n] + [f"S{i:04d}" for i in range(len(BASES), n)]
+    return [SPELLING[exchange].format(b=b, q=quote) for b in bases]
