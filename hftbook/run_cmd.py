@@ -165,7 +165,7 @@ async def _main(cfg: dict, as_json: bool) -> int:
         while not stop.is_set() and not runner.done():
             try:
                 await asyncio.wait_for(stop.wait(), refresh)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if duration and time.monotonic() - t0 >= duration:
                 stop.set()
