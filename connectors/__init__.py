@@ -15,6 +15,8 @@ PROTOCOLS = {
     "okx": "connectors.okx:OKX",
     "coinbase": "connectors.coinbase:Coinbase",
     "bybit": "connectors.bybit:Bybit",
+    "bybit_spot": "connectors.bybit:BybitSpot",
+    "bybit_inverse": "connectors.bybit:BybitInverse",
 }
 
 # which protocol replays which recorded session (file-name prefix in ../shared/recorded);

@@ -207,6 +207,17 @@ class Protocol:
         raise NotImplementedError
 
     @classmethod
+    def next_instrument_url(cls, url: str, body: bytes | str) -> str | None:
+        """The next page of a paged instrument list, or None when ``body`` was the last."""
+        return None
+
+    @classmethod
+    def recorded_symbols(cls, session, natives: list[str]) -> list[str]:
+        """Of a recording's configured symbols, those it holds book data for (some
+        copies had symbols removed); default: all of them."""
+        return natives
+
+    @classmethod
     def native_from_recording(cls, name: str, instruments: dict[str, Instrument]) -> str | None:
         """Map a recording's symbol name that is not a unified name of ours, if needed."""
         return None
@@ -235,7 +246,8 @@ class Protocol:
             self.on_message(frame, recv_ns)
         except MalformedFrame as exc:
             self._malformed(frame, str(exc), exc.symbol)
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError,
+                ArithmeticError) as exc:
             self._malformed(frame, f"{type(exc).__name__}: {exc}", None)
 
     def handle_rest(self, request: RestRequest, body: bytes | str, recv_ns: int) -> None:
@@ -243,7 +255,8 @@ class Protocol:
             self.on_snapshot(request, body, recv_ns)
         except MalformedFrame as exc:
             self._malformed(body, f"REST {request.url}: {exc}", request.symbol)
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError,
+                ArithmeticError) as exc:
             self._malformed(body, f"REST {request.url}: {type(exc).__name__}: {exc}",
                             request.symbol)
 

@@ -38,10 +38,16 @@ async def fetch_instruments(spec: ExchangeSpec, http: aiohttp.ClientSession) -> 
     for url in cls.instrument_urls():
         if spec.rest_url:
             url = spec.rest_url + url[len(cls.rest_url):]
-        async with http.get(url, timeout=aiohttp.ClientTimeout(total=20)) as r:
-            if r.status != 200:
-                raise ConfigError(f"{cls.exchange}: instrument list {url} -> HTTP {r.status}")
-            out.update(cls.parse_instruments(await r.read()))
+        for _page in range(100):  # paged lists (Bybit cursors); bounded
+            async with http.get(url, timeout=aiohttp.ClientTimeout(total=20)) as r:
+                if r.status != 200:
+                    raise ConfigError(f"{cls.exchange}: instrument list {url} -> "
+                                      f"HTTP {r.status}")
+                body = await r.read()
+            out.update(cls.parse_instruments(body))
+            url = cls.next_instrument_url(url, body)
+            if not url:
+                break
     return out
 
 

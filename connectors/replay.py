@@ -108,7 +108,8 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
     depth = depth or cls.depth  # the depth the venue keeps: truncation semantics match
     session = load_session(directory, recording)
     instruments = session_instruments(cls, session)
-    symbols = symbols or session_symbols(cls, session, instruments)
+    symbols = symbols or cls.recorded_symbols(session, session_symbols(cls, session,
+                                                                        instruments))
     store = BookStore(len(symbols), depth)
     pool = RingPool(1, ring_capacity)
     ctl, data = pool.ctl[0], pool.data[0]

@@ -116,8 +116,10 @@ class Connection:
 
     async def _flush(self, ws) -> None:
         p = self.protocol
-        while p.outbox:
+        while p.outbox:  # resubscribes etc.: paced like subscriptions (venue rate limits)
             await ws.send(p.outbox.popleft())
+            if p.outbox and p.subscribe_interval:
+                await asyncio.sleep(p.subscribe_interval)
         while p.rest_requests:
             self._spawn(self._fetch(p.rest_requests.popleft()))
 

@@ -11,6 +11,8 @@ VENUES = {
     "okx": "simulator.okx:OKXVenue",
     "coinbase": "simulator.coinbase:CoinbaseVenue",
     "bybit": "simulator.bybit:BybitVenue",
+    "bybit_spot": "simulator.bybit:BybitSpotVenue",
+    "bybit_inverse": "simulator.bybit:BybitInverseVenue",
 }
 
 # how each venue spells a (base, quote) pair natively
@@ -21,8 +23,10 @@ SPELLING = {
     "okx": "{b}-{q}",
     "coinbase": "{b}-{q}",
     "bybit": "{b}{q}",
+    "bybit_spot": "{b}{q}",
+    "bybit_inverse": "{b}{q}",
 }
-QUOTES = {"kraken": "USD", "coinbase": "USD"}
+QUOTES = {"kraken": "USD", "coinbase": "USD", "bybit_inverse": "USD"}
 BASES = ["BTC", "ETH", "SOL", "XRP", "DOGE", "ADA", "AVAX", "LINK", "DOT", "LTC", "TRX",
          "BCH", "ATOM", "UNI", "ETC", "FIL", "APT", "ARB", "OP", "NEAR"]
 
