@@ -147,6 +147,7 @@ class Protocol:
     subscribe_batch = 50          # symbols per subscribe message
     subscribe_interval = 0.0      # seconds between subscribe messages (rate limits)
     ping_interval: float | None = None  # app-level ping period, if the venue wants one
+    connect_interval = 0.0        # seconds between opening this venue's connections
     checksum_scheme = NO_CHECKSUM
     depth = 1000                  # levels requested / kept
 
@@ -222,6 +223,10 @@ class Protocol:
         """Map a recording's symbol name that is not a unified name of ours, if needed."""
         return None
 
+    def crossed_is_error(self, symbol: str) -> bool:
+        """False where the venue documents crossed books as normal (call auctions)."""
+        return True
+
     def reset_symbol(self, symbol: str) -> None:
         """Forget sync state of ``symbol`` (before a resync or after a reconnect)."""
 
@@ -274,7 +279,7 @@ class Protocol:
             elif crossed != self._seen_crossed[s]:
                 self.stats.sym(s).crossed += crossed - self._seen_crossed[s]
                 self._seen_crossed[s] = crossed
-                if int(t.hdr[h + H_STATUS]) == CROSSED:
+                if int(t.hdr[h + H_STATUS]) == CROSSED and self.crossed_is_error(s):
                     self.resync(s, "crossed book")
 
     # -- helpers for subclasses -----------------------------------------------------

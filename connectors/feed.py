@@ -102,6 +102,28 @@ class Feed:
                 self.connections.append(Connection(proto, chunk, http,
                                                    **self.connection_options))
 
+    def _per_venue_order(self) -> list[tuple[Connection, int]]:
+        """Each connection with its index among its venue's connections."""
+        seen: dict[str, int] = {}
+        out = []
+        for c in self.connections:
+            k = seen.get(c.protocol.exchange, 0)
+            seen[c.protocol.exchange] = k + 1
+            out.append((c, k))
+        return out
+
+    async def _staggered(self, conn_k, _i) -> None:
+        """Venues cap new connections per second (OKX: 3/s): open them spaced out."""
+        conn, k = conn_k
+        delay = k * conn.protocol.connect_interval
+        if delay:
+            try:
+                await asyncio.wait_for(self.stop_event.wait(), delay)
+                return
+            except TimeoutError:
+                pass
+        await conn.run(self.stop_event)
+
     def book(self, exchange: str, native: str):
         return self.store.book(self.index[(exchange, native)])
 
@@ -116,7 +138,8 @@ class Feed:
                 await self.setup(http)
             self.writer = Writer(self.store, self.pool, list(range(len(self.pool))),
                                  name="writer-0", cpu=self.writer_cpu).start()
-            tasks = [asyncio.ensure_future(c.run(self.stop_event)) for c in self.connections]
+            tasks = [asyncio.ensure_future(self._staggered(c, i))
+                     for i, c in enumerate(self._per_venue_order())]
             try:
                 await self.stop_event.wait()
             finally:

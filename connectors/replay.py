@@ -176,10 +176,11 @@ def warm_up() -> None:
     global _warm
     if _warm:
         return
-    from connectors.publish import push_message
+    from connectors.publish import push_message, push_status
 
     store = BookStore(1, 8)
     pool = RingPool(1, 64)
+    push_status(pool.ctl[0], pool.data[0], 0, 1)
     push_message(pool.ctl[0], pool.data[0], 0, True, b"1", b"1", b"2", b"1", 0, 0, 1, 0, 0,
                  0, 0, -1)
     ring_drain(pool.ctl[0], pool.data[0], store.hdr, store.px, store.sz, 64,

@@ -43,6 +43,8 @@ H_SIZE_DEC = 14    # size decimals
 H_CHECKSUM_OK = 15    # exchange checksums verified equal
 H_CHECKSUM_FAIL = 16  # exchange checksums that did not match (book marked STALE)
 H_STALE_EVENTS = 17   # times the book was marked STALE by a control record or checksum
+H_CHECKSUM_BAD = 18   # 1 from a checksum mismatch until the next snapshot (F_CLEAR):
+                      # a LIVE status record cannot make such a book live
 
 # Update-record layout: one row per field of a struct-of-arrays ring (int64 each).
 REC_FIELDS = 8

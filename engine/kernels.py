@@ -27,6 +27,7 @@ from engine.constants import (
     F_NOLEVEL,
     F_STATUS,
     H_ABSENT_DELETES,
+    H_CHECKSUM_BAD,
     H_CHECKSUM_FAIL,
     H_CHECKSUM_OK,
     H_CROSSED,
@@ -239,12 +240,14 @@ def apply_records(hdr, px, sz, data, mask, start, stop, hist, stats):
             if flags & F_CLEAR:
                 hdr[h + H_NBID] = 0
                 hdr[h + H_NASK] = 0
+                hdr[h + H_CHECKSUM_BAD] = 0
             if flags & F_CHECKSUM:
                 ck = book_checksum(hdr, px, sz, b, data[R_SIZE, j])
                 if checksum_matches(ck, data[R_PRICE, j]):
                     hdr[h + H_CHECKSUM_OK] += 1
                 else:
                     hdr[h + H_CHECKSUM_FAIL] += 1
+                    hdr[h + H_CHECKSUM_BAD] = 1
                     if hdr[h + H_STATUS] != STALE:
                         hdr[h + H_STATUS] = STALE
                         hdr[h + H_STALE_EVENTS] += 1
@@ -252,6 +255,8 @@ def apply_records(hdr, px, sz, data, mask, start, stop, hist, stats):
                 status = data[R_SIZE, j]
                 if status == LIVE and is_crossed(px, b, hdr[h + H_NBID], hdr[h + H_NASK]):
                     status = CROSSED
+                if status == LIVE and hdr[h + H_CHECKSUM_BAD]:
+                    status = STALE  # proven wrong since its snapshot: only a resync helps
                 if status == STALE and hdr[h + H_STATUS] != STALE:
                     hdr[h + H_STALE_EVENTS] += 1
                 hdr[h + H_STATUS] = status

@@ -223,3 +223,20 @@ def test_checksum_records_verify_against_zlib_and_mark_stale_on_mismatch():
     apply_records(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
     assert store.hdr[H_CHECKSUM_FAIL] == 1 and store.hdr[H_STATUS] == STALE
     assert store.hdr[H_STALE_EVENTS] == 1
+
+
+def test_live_status_cannot_revive_a_book_whose_checksum_failed():
+    from engine.checksum import CK_OKX
+
+    store = BookStore(1, 32)
+    store.configure(0, "X", 1, 0)
+    stats = np.zeros(S_WORDS, np.int64)
+    recs = [(0, BID, F_CLEAR, 33661, 7, 1), (0, ASK, F_END, 33668, 9, 1),
+            _ck_record(0, 12345, CK_OKX), (0, 0, F_STATUS | F_END, 0, LIVE, -1)]
+    d, mask = block(recs)
+    apply_records(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
+    assert store.hdr[H_STATUS] == STALE  # the LIVE record after the mismatch is refused
+    recs = [(0, BID, F_CLEAR | F_END, 33661, 7, 2), (0, 0, F_STATUS | F_END, 0, LIVE, -1)]
+    d, mask = block(recs)
+    apply_records(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
+    assert store.hdr[H_STATUS] == LIVE  # a new snapshot clears the verdict
