@@ -90,7 +90,7 @@ class Feed:
             for s in spec.symbols:
                 inst = spec.instruments[s]
                 self.store.configure(b, f"{cls.exchange}:{s}", inst.price_decimals,
-                                     inst.size_decimals)
+                                     inst.size_decimals, min(self.depth, cls.depth))
                 self.index[(cls.exchange, s)] = b
                 targets[s] = BookTarget(ring.ctl, ring.data, b, self.store.hdr)
                 b += 1

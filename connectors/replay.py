@@ -116,7 +116,8 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
     targets = {}
     for i, s in enumerate(symbols):
         inst = instruments[s]
-        store.configure(i, f"{cls.exchange}:{s}", inst.price_decimals, inst.size_decimals)
+        store.configure(i, f"{cls.exchange}:{s}", inst.price_decimals, inst.size_decimals,
+                        depth)
         targets[s] = BookTarget(ctl, data, i, store.hdr)
     proto = cls(instruments, targets, verify_checksums=verify_checksums)
     hist = np.zeros(0, np.int64)

@@ -45,6 +45,8 @@ H_CHECKSUM_FAIL = 16  # exchange checksums that did not match (book marked STALE
 H_STALE_EVENTS = 17   # times the book was marked STALE by a control record or checksum
 H_CHECKSUM_BAD = 18   # 1 from a checksum mismatch until the next snapshot (F_CLEAR):
                       # a LIVE status record cannot make such a book live
+H_MAX_LEVELS = 19     # levels kept per side for this book (<= the store's row length,
+                      # which is rounded up to whole cache lines); 0 = the row length
 
 # Update-record layout: one row per field of a struct-of-arrays ring (int64 each).
 REC_FIELDS = 8

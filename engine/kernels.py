@@ -34,6 +34,7 @@ from engine.constants import (
     H_DEPTH_DROPS,
     H_EXCH_SEQ,
     H_EXCH_TS,
+    H_MAX_LEVELS,
     H_MESSAGES,
     H_NASK,
     H_NBID,
@@ -227,6 +228,9 @@ def apply_records(hdr, px, sz, data, mask, start, stop, hist, stats):
             pos += 1
             continue
         h = b * HDR_WORDS
+        keep = hdr[h + H_MAX_LEVELS]
+        if keep <= 0 or keep > depth:
+            keep = depth
         odd = write_begin(hdr, b)
         updates = 0
         drops = 0
@@ -265,7 +269,7 @@ def apply_records(hdr, px, sz, data, mask, start, stop, hist, stats):
                 outcome = SET_OK
                 if side == BID or side == ASK:  # one code path for both sides: no
                     c = h + H_NBID + side           # mispredicted bid/ask branch
-                    hdr[c], outcome = set_level(px[b, side], sz[b, side], hdr[c], depth,
+                    hdr[c], outcome = set_level(px[b, side], sz[b, side], hdr[c], keep,
                                                 data[R_PRICE, j], data[R_SIZE, j], side)
                 else:
                     stats[S_BAD_RECORDS] += 1

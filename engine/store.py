@@ -18,6 +18,7 @@ import numpy as np
 from engine.constants import (
     CACHE_LINE,
     EMPTY,
+    H_MAX_LEVELS,
     H_PRICE_DEC,
     H_SIZE_DEC,
     H_STATUS,
@@ -65,11 +66,17 @@ class BookStore:
         self.sz = words[h + lv:h + 2 * lv].reshape(n_books, 2, self.depth)
         self.names: list[str] = [""] * n_books
 
-    def configure(self, book: int, name: str, price_decimals: int, size_decimals: int) -> None:
-        """Name a book and fix its scales; call before any writer touches the book."""
+    def configure(self, book: int, name: str, price_decimals: int, size_decimals: int,
+                  max_levels: int | None = None) -> None:
+        """Name a book, fix its scales and how many levels per side it keeps (default:
+        the depth asked of the store); call before any writer touches the book."""
         if not 0 <= price_decimals <= 18 or not 0 <= size_decimals <= 18:
             raise ValueError(f"decimals must be in 0..18, got {price_decimals}, {size_decimals}")
+        keep = self.requested_depth if max_levels is None else max_levels
+        if not 1 <= keep <= self.depth:
+            raise ValueError(f"max_levels must be in 1..{self.depth}, got {keep}")
         h = book * HDR_WORDS
+        self.hdr[h + H_MAX_LEVELS] = keep
         self.hdr[h + H_PRICE_DEC] = price_decimals
         self.hdr[h + H_SIZE_DEC] = size_decimals
         self.hdr[h + H_STATUS] = EMPTY

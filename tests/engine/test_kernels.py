@@ -240,3 +240,17 @@ def test_live_status_cannot_revive_a_book_whose_checksum_failed():
     d, mask = block(recs)
     apply_records(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
     assert store.hdr[H_STATUS] == LIVE  # a new snapshot clears the verdict
+
+
+def test_a_book_keeps_exactly_its_configured_levels_not_the_rounded_row():
+    store = BookStore(2, 10)           # rows are 16 long (whole cache lines)
+    store.configure(0, "A", 0, 0)      # keeps 10 (the depth asked for)
+    store.configure(1, "B", 0, 0, max_levels=3)
+    stats = np.zeros(S_WORDS, np.int64)
+    recs = [(b, BID, F_END, p, 1, 1) for b in (0, 1) for p in range(100, 120)]
+    d, mask = block(recs)
+    apply_records(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
+    assert [p for p, _ in book_levels(store, 0, BID)] == list(range(119, 109, -1))
+    assert [p for p, _ in book_levels(store, 1, BID)] == [119, 118, 117]
+    with pytest.raises(ValueError, match="max_levels"):
+        store.configure(1, "B", 0, 0, max_levels=17)

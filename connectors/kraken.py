@@ -1,0 +1,515 @@
+"""Kraken spot: the WebSocket v2 ``book`` channel (live) and the v1 ``book-N`` dialect
+(the recorded sessions).
+
+v2 (wss://ws.kraken.com/v2, docs.kraken.com "Book (Level 2)" and "Book checksum (v2)"):
+  subscribe ``{"method":"subscribe","params":{"channel":"book","symbol":[...],
+  "depth":1000,"snapshot":true}}``; one ack per symbol; then per symbol a ``snapshot``
+  and ``update`` messages, each carrying ``checksum``: CRC-32 (unsigned) over the top 10
+  asks (best first) then the top 10 bids, every price and qty written with the pair's
+  precision, '.' removed, leading zeros stripped.  That is the decimal text of the
+  fixed-point integer at the pair's scale, which the writer kernel computes on its own
+  book (engine.checksum.CK_KRAKEN), so a book's scale must be exactly the pair's
+  ``pair_decimals`` / ``lot_decimals`` (AssetPairs; the v2 ``instrument`` channel
+  calls them price_precision / qty_precision).  Prices and quantities are JSON
+  *numbers*: they are decoded as their source text (``parse_float=str``), never as
+  floats.  qty 0 deletes a level; after each message the book is cut to the subscribed
+  depth (the store depth): levels that fall out of scope get no delete.  There is no
+  sequence number: the checksum is the only integrity check, and a mismatch is repaired
+  by unsubscribing and resubscribing the symbol, which brings a fresh snapshot.  The
+  server sends ``{"channel":"heartbeat"}`` about once a second when idle and answers
+  ``{"method":"ping"}`` with a pong.
+
+v1 (wss://ws.kraken.com, frozen by Kraken, spoken here for the recordings): frames are
+  arrays ``[chanId, {"as":[...],"bs":[...]}, "book-1000", "XBT/USD"]`` (snapshot, no
+  checksum) and ``[chanId, {"a":[...]}, {"b":[...],"c":"<crc>"}, "book-1000", pair]``
+  (update: one or two dicts, the checksum in the last one); levels are
+  ``[price, volume, timestamp]`` strings plus an optional ``"r"`` (republish) flag.
+  The checksum hashes the strings as sent, and v1 writes prices with a legacy per-pair
+  number of decimals that AssetPairs does not publish (see ``KrakenV1``).
+
+Names: v1 and REST say XBT and XDG where v2 says BTC and DOGE; unified names use the v2
+assets (``BTC-USD``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import zlib
+from datetime import UTC, datetime
+from functools import lru_cache
+from operator import itemgetter
+
+import orjson
+
+from connectors.base import ConfigError, Instrument, MalformedFrame, Protocol
+from connectors.publish import join_levels
+from engine.checksum import CK_KRAKEN
+from engine.constants import NO_SEQ
+from engine.fixedpoint import to_fixed
+
+log = logging.getLogger("hftbook.connectors")
+
+# v1 / REST asset names that v2 and the unified names spell differently
+V2_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
+V1_ASSETS = {v: k for k, v in V2_ASSETS.items()}
+
+_price = itemgetter("price")
+_qty = itemgetter("qty")
+_first = itemgetter(0)
+_second = itemgetter(1)
+_MAX_CRC = 1 << 32
+
+
+def v2_symbol(wsname: str) -> str:
+    """v1 / AssetPairs ``wsname`` -> v2 symbol: ``XBT/USD`` -> ``BTC/USD``."""
+    base, _, quote = wsname.partition("/")
+    return f"{V2_ASSETS.get(base, base)}/{V2_ASSETS.get(quote, quote)}"
+
+
+def v1_symbol(symbol: str) -> str:
+    """v2 symbol -> v1 / AssetPairs ``wsname``: ``BTC/USD`` -> ``XBT/USD``."""
+    base, _, quote = symbol.partition("/")
+    return f"{V1_ASSETS.get(base, base)}/{V1_ASSETS.get(quote, quote)}"
+
+
+def _is_zero(text: str) -> bool:
+    """Whether a quantity text is zero ("0", "0.00000000", "0e0"), without a float."""
+    return not text.partition("e")[0].partition("E")[0].strip("+-0.")
+
+
+def deletes_first(levels: list, price, qty) -> list:
+    """One side of one message, reordered so that its deletes come first.
+
+    Kraken cuts the book to the subscribed depth after each *message*; the writer cuts
+    it after each level.  The two agree once deletes go first (inserts then only add,
+    and cutting a growing set as you go keeps what cutting it at the end keeps), so
+    a level that an insert would push out and a later delete would bring back is not
+    lost.  A price repeated in the message keeps only its last quantity (the final
+    state is what counts); otherwise the order within deletes and within sets is
+    kept."""
+    if len(levels) < 2:
+        return levels
+    zero = [_is_zero(qty(lv)) for lv in levels]
+    if all(zero) or not any(zero):
+        return levels
+    prices = [price(lv) for lv in levels]
+    if len(set(prices)) != len(prices):
+        levels = list(dict(zip(prices, levels)).values())
+        zero = [_is_zero(qty(lv)) for lv in levels]
+    return [lv for lv, z in zip(levels, zero) if z] + \
+        [lv for lv, z in zip(levels, zero) if not z]
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"non-finite number {name}")
+
+
+def loads_exact(text: bytes | str):
+    """JSON with every number kept as its source text: ``65000.1`` -> ``"65000.1"``.
+
+    Kraken v2 writes prices and quantities as JSON numbers; a float would round
+    0.10000000001 or 1e-8 on the way, the text does not.  NaN/Infinity are rejected."""
+    return json.loads(text, parse_float=str, parse_int=str, parse_constant=_reject_constant)
+
+
+def checksum_text(asks: list[tuple[int, int]], bids: list[tuple[int, int]]) -> str:
+    """The string Kraken hashes, from fixed-point (price, qty) pairs at the pair's
+    scale, best first: top 10 asks then top 10 bids, each number's digits without
+    leading zeros (which is what ``str`` of the fixed-point integer is)."""
+    return "".join(f"{p}{q}" for p, q in asks[:10]) + "".join(f"{p}{q}" for p, q in bids[:10])
+
+
+def book_checksum(asks: list, bids: list, price_decimals: int, size_decimals: int) -> int:
+    """Kraken's CRC-32 of a whole book given as level texts (``[price, qty]`` or
+    ``{"price":..., "qty":...}``), in any order; used on v2 snapshots (see
+    ``Kraken._snapshot_ok``)."""
+    def fixed(levels) -> list[tuple[int, int]]:
+        out = []
+        for lv in levels:
+            p, q = (lv["price"], lv["qty"]) if isinstance(lv, dict) else (lv[0], lv[1])
+            out.append((to_fixed(p, price_decimals), to_fixed(q, size_decimals)))
+        return out
+
+    a = sorted(fixed(asks))
+    b = sorted(fixed(bids), reverse=True)
+    return zlib.crc32(checksum_text(a, b).encode())
+
+
+@lru_cache(maxsize=256)
+def _minute_epoch(prefix: str) -> int:
+    return int(datetime.fromisoformat(prefix + ":00").replace(tzinfo=UTC).timestamp())
+
+
+def rfc3339_ns(text: str) -> int:
+    """``2023-10-06T17:35:55.440295Z`` -> integer ns since the epoch (UTC), exactly."""
+    if len(text) < 20 or text[-1] != "Z" or text[16] != ":" or text[10] != "T":
+        raise ValueError(f"not an RFC 3339 UTC timestamp: {text[:40]!r}")
+    whole, _, frac = text[:-1].partition(".")
+    if len(whole) != 19 or not whole[17:].isdigit() or (frac and not frac.isdigit()):
+        raise ValueError(f"not an RFC 3339 UTC timestamp: {text[:40]!r}")
+    ns = int((frac + "000000000")[:9]) if frac else 0
+    return (_minute_epoch(whole[:16]) + int(whole[17:])) * 1_000_000_000 + ns
+
+
+def epoch_text_ns(text: str) -> int:
+    """v1 timestamp ``1618678133.370507`` -> integer ns, exactly."""
+    sec, _, frac = text.partition(".")
+    return int(sec) * 1_000_000_000 + (int((frac + "000000000")[:9]) if frac else 0)
+
+
+class _Sync:
+    __slots__ = ("live", "requested_at")
+
+    def __init__(self) -> None:
+        self.live = False           # a snapshot was applied since the last reset
+        self.requested_at = None    # monotonic time a snapshot was asked for, if waiting
+
+
+class Kraken(Protocol):
+    """Kraken spot, WebSocket v2 ``book``; natives are v2 symbols (``BTC/USD``)."""
+
+    exchange = "kraken"
+    ws_url = "wss://ws.kraken.com/v2"
+    rest_url = "https://api.kraken.com"
+    instruments_path = "/0/public/AssetPairs"
+    checksum_scheme = CK_KRAKEN
+    depth = 1000                        # subscribed levels, one of ``depths``
+    depths = (10, 25, 100, 500, 1000)
+    max_symbols_per_connection = 50     # no documented cap; depth-1000 snapshots are big
+    subscribe_batch = 25
+    subscribe_interval = 0.1            # the message rate limit is undocumented
+    ping_interval = 20.0                # app-level {"method":"ping"}
+    snapshot_timeout = 15.0             # no snapshot this long after asking: ask again
+
+    def __init__(self, *args, depth: int | None = None, **kwargs) -> None:
+        """``depth``: levels to subscribe, one of ``depths`` (default: the class's).  It
+        must equal the store's depth: a deeper store keeps levels that left the
+        subscription's scope and are never updated again, a shallower one loses levels
+        the venue will not send again.  The store rounds depths up to a multiple of 8,
+        so today only 1000 qualifies."""
+        super().__init__(*args, **kwargs)
+        if depth is not None:
+            if depth not in self.depths:
+                raise ConfigError(f"{self.exchange}: depth {depth} is not one of {self.depths}")
+            self.depth = depth
+        self.sync = {s: _Sync() for s in self.targets}
+        self._req_id = 0
+
+    # -- instruments -------------------------------------------------------------------
+    @classmethod
+    def native_name(cls, wsname: str) -> str:
+        return v2_symbol(wsname)
+
+    @classmethod
+    def scales(cls, native: str, pair: dict) -> tuple[int, int]:
+        """(price, size) decimals: the pair's precision, which v2 writes and hashes."""
+        return int(pair["pair_decimals"]), int(pair["lot_decimals"])
+
+    @classmethod
+    def parse_instruments(cls, body: bytes | str) -> dict[str, Instrument]:
+        """AssetPairs -> instruments keyed by native name.  Pairs without a ``wsname``
+        (the ``.d`` dark-pool books) have no websocket book and are skipped."""
+        doc = orjson.loads(body)
+        if doc.get("error"):
+            raise ConfigError(f"{cls.exchange}: AssetPairs error: {doc['error']}")
+        out = {}
+        for pair in doc["result"].values():
+            wsname = pair.get("wsname")
+            if not wsname or "/" not in wsname:
+                continue
+            native = cls.native_name(wsname)
+            pdec, sdec = cls.scales(native, pair)
+            tick = pair.get("tick_size") or f"1e-{pair['pair_decimals']}"
+            out[native] = Instrument(cls.exchange, native, v2_symbol(wsname).replace("/", "-"),
+                                     pdec, sdec, str(tick), f"1e-{sdec}", "spot")
+        return out
+
+    @classmethod
+    def instrument_urls(cls) -> list[str]:
+        return [cls.rest_url + cls.instruments_path]
+
+    @classmethod
+    def native_from_recording(cls, name: str, instruments: dict[str, Instrument]) -> str | None:
+        """``BTC-USD`` / ``BTC/USD`` / ``XBT/USD`` -> our native name, if listed."""
+        guess = cls.native_name(v1_symbol(name.replace("-", "/")))
+        return guess if guess in instruments else None
+
+    # -- requests ----------------------------------------------------------------------
+    def _next_id(self) -> int:
+        self._req_id += 1
+        return self._req_id
+
+    def book_request(self, method: str, symbols: list[str]) -> str:
+        """A subscribe / unsubscribe of the ``book`` channel for ``symbols``."""
+        params = {"channel": "book", "symbol": symbols, "depth": self.depth}
+        if method == "subscribe":
+            params["snapshot"] = True
+        return orjson.dumps({"method": method, "params": params,
+                             "req_id": self._next_id()}).decode()
+
+    def subscribe_messages(self, symbols: list[str]) -> list[str]:
+        now = time.monotonic()
+        for s in symbols:
+            self.sync[s].requested_at = now
+        return [self.book_request("subscribe", b) for b in self.symbol_batches(symbols)]
+
+    def ping_message(self) -> str | None:
+        return orjson.dumps({"method": "ping", "req_id": self._next_id()}).decode()
+
+    def request_resync(self, symbol: str) -> None:
+        """Resubscribe ``symbol`` for a fresh snapshot, unless one is already coming."""
+        if self.sync[symbol].requested_at is None:
+            self._resubscribe(symbol)
+
+    def _resubscribe(self, symbol: str) -> None:
+        self.outbox.append(self.book_request("unsubscribe", [symbol]))
+        self.outbox.append(self.book_request("subscribe", [symbol]))
+        self.sync[symbol].requested_at = time.monotonic()
+
+    def reset_symbol(self, symbol: str) -> None:
+        self.sync[symbol].live = False
+
+    def on_connect(self) -> None:
+        for s in self.sync.values():
+            s.requested_at = None       # the (re)subscription follows on the new socket
+        super().on_connect()
+
+    def on_disconnect(self) -> None:
+        for s in self.sync.values():
+            s.requested_at = None
+        super().on_disconnect()
+
+    def check_health(self, symbols=None) -> None:
+        """The writer's verdicts (base class), then a watchdog: a snapshot that does not
+        come (lost unsubscribe/subscribe race, rejected subscription) is asked again."""
+        super().check_health(symbols)
+        now = time.monotonic()
+        for s in symbols if symbols is not None else self.targets:
+            sync = self.sync[s]
+            if sync.requested_at is not None and now - sync.requested_at > self.snapshot_timeout:
+                log.warning("%s %s: no snapshot %.0fs after subscribing: resubscribing",
+                            self.exchange, s, self.snapshot_timeout)
+                self.stats.reasons["snapshot timeout"] += 1
+                self._resubscribe(s)
+
+    # -- frames ------------------------------------------------------------------------
+    def on_message(self, frame: bytes | str, recv_ns: int) -> None:
+        msg = loads_exact(frame)
+        if not isinstance(msg, dict):
+            raise MalformedFrame("not a JSON object")
+        channel = msg.get("channel")
+        if channel == "book":
+            kind = msg.get("type")
+            data = msg.get("data")
+            if kind not in ("snapshot", "update") or not isinstance(data, list):
+                raise MalformedFrame(f"book message of type {kind!r} without a data list")
+            for item in data:
+                self._on_book(item, kind == "snapshot", recv_ns)
+            return
+        if channel == "status":
+            for item in msg.get("data") or ():
+                if isinstance(item, dict) and item.get("system") not in (None, "online"):
+                    log.warning("%s: venue status %s", self.exchange, item.get("system"))
+        elif "method" in msg:
+            self._on_response(msg)
+        elif "error" in msg:
+            log.warning("%s: venue error: %.*s", self.exchange, 160, msg["error"])
+        self.stats.ignored_frames += 1
+
+    def _on_response(self, msg: dict) -> None:
+        """Acks of our requests.  A rejected subscription leaves the book stale; the
+        watchdog retries it."""
+        if msg.get("success") is not False:
+            return
+        result = msg.get("result") if isinstance(msg.get("result"), dict) else {}
+        symbol = msg.get("symbol") or result.get("symbol")
+        method, error = msg.get("method"), msg.get("error")
+        if method == "subscribe" and isinstance(symbol, str) and symbol in self.sync:
+            log.error("%s %s: subscription rejected: %s", self.exchange, symbol, error)
+            self.mark_stale(symbol, "subscription rejected")
+        else:
+            log.warning("%s: %s failed: %s", self.exchange, method, error)
+
+    def _on_book(self, item, snapshot: bool, recv_ns: int) -> None:
+        if not isinstance(item, dict):
+            raise MalformedFrame("book data element is not an object")
+        symbol = item.get("symbol")
+        sync = self.sync.get(symbol)
+        if sync is None:
+            self.stats.unknown_symbol_frames += 1
+            return
+        if not snapshot and not sync.live:
+            self.stats.ignored_frames += 1   # the old subscription's tail: a snapshot is due
+            return
+        try:
+            bids, asks = item["bids"], item["asks"]
+            if not snapshot:
+                bids = deletes_first(bids, _price, _qty)
+                asks = deletes_first(asks, _price, _qty)
+            bids = join_levels(bids, _price, _qty)
+            asks = join_levels(asks, _price, _qty)
+            checksum = int(item["checksum"])
+            if not 0 <= checksum < _MAX_CRC:
+                raise ValueError(f"checksum {checksum} is not an unsigned 32-bit integer")
+            ts = item.get("timestamp")
+            ts_ns = rfc3339_ns(ts) if ts is not None else 0
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedFrame(f"bad book {'snapshot' if snapshot else 'update'}: "
+                                 f"{type(exc).__name__}: {exc}", symbol) from None
+        if not snapshot:
+            self.publish(symbol, bids, asks, NO_SEQ, ts_ns, recv_ns, checksum=checksum)
+            return
+        live = self._snapshot_ok(symbol, item, checksum)
+        if self.publish(symbol, bids, asks, NO_SEQ, ts_ns, recv_ns, snapshot=True,
+                        checksum=checksum, live=live):
+            sync.live = live        # a bad snapshot: the writer's verdict resubscribes
+            sync.requested_at = None
+
+    def _snapshot_ok(self, symbol: str, item: dict, checksum: int) -> bool:
+        """Check a snapshot's checksum here too, before declaring the book live.
+
+        The writer verifies it as well (and counts it), but the LIVE status record that
+        follows the message would overwrite the STALE it sets on a mismatch; checking the
+        (at most 20) top levels in Python keeps a wrong snapshot from ever reading live."""
+        if not self.verify_checksums:
+            return True
+        inst = self.instruments[symbol]
+        try:
+            ok = book_checksum(item["asks"], item["bids"], inst.price_decimals,
+                               inst.size_decimals) == checksum
+        except (ValueError, TypeError, KeyError):
+            return False          # publish() rejects the same text and resyncs
+        if not ok:
+            log.warning("%s %s: snapshot checksum mismatch", self.exchange, symbol)
+        return ok
+
+
+# v1 writes book prices with more decimals than pair_decimals for many pairs (XBT/CHF:
+# "56218.30000" with pair_decimals 1; SC/EUR: "0.042870" with 5), a legacy per-pair
+# format that no REST field states; volumes carry lot_decimals (8).  The checksum hashes
+# the digits as sent, so the book's scale must equal the wire's.  Measured on v1 traffic
+# (book, ticker and trade frames agree; XBT/USD from Kraken's v1 documentation examples);
+# ``KrakenV1.wire_decimals`` derives the same from a recording's snapshots.
+V1_PRICE_DECIMALS = {
+    "XBT/USD": 5, "XBT/CHF": 5, "SC/EUR": 6, "ADA/XBT": 9, "GRT/ETH": 9, "OCEAN/XBT": 9,
+}
+
+
+class KrakenV1(Kraken):
+    """Kraken spot, WebSocket v1 ``book-N`` (the recorded sessions); natives are v1
+    pair names (``XBT/USD``).  Prices for pairs missing from ``V1_PRICE_DECIMALS`` use
+    pair_decimals: if the wire has more, every checksum fails and the book stays stale
+    (counted), it is never silently wrong."""
+
+    ws_url = "wss://ws.kraken.com"
+    ping_interval = 20.0
+
+    @classmethod
+    def native_name(cls, wsname: str) -> str:
+        return wsname
+
+    @classmethod
+    def scales(cls, native: str, pair: dict) -> tuple[int, int]:
+        return V1_PRICE_DECIMALS.get(native, int(pair["pair_decimals"])), \
+            int(pair["lot_decimals"])
+
+    @classmethod
+    def wire_decimals(cls, frames) -> dict[str, tuple[int, int]]:
+        """{pair: (price decimals, volume decimals)} as written in v1 book snapshots
+        among ``frames`` (texts), for calibrating or checking ``V1_PRICE_DECIMALS``."""
+        out: dict[str, tuple[int, int]] = {}
+        for text in frames:
+            try:
+                msg = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(msg, list) or len(msg) < 4 or not isinstance(msg[1], dict):
+                continue
+            levels = (msg[1].get("as") or []) + (msg[1].get("bs") or [])
+            if levels and str(msg[-2]).startswith("book"):
+                out[msg[-1]] = (max(len(lv[0].partition(".")[2]) for lv in levels),
+                                max(len(lv[1].partition(".")[2]) for lv in levels))
+        return out
+
+    @classmethod
+    def recorded_symbols(cls, session, natives: list[str]) -> list[str]:
+        """The configured pairs the recording has book snapshots for (this copy of the
+        KRAKEN session keeps 5 of its 10)."""
+        seen = cls.wire_decimals(f.data for c in session.connections for f in c.frames)
+        return [n for n in natives if n in seen]
+
+    def book_request(self, method: str, symbols: list[str]) -> str:
+        return orjson.dumps({"event": method, "pair": symbols, "reqid": self._next_id(),
+                             "subscription": {"name": "book", "depth": self.depth}}).decode()
+
+    def ping_message(self) -> str | None:
+        return orjson.dumps({"event": "ping", "reqid": self._next_id()}).decode()
+
+    def on_message(self, frame: bytes | str, recv_ns: int) -> None:
+        msg = orjson.loads(frame)   # v1 quotes every decimal: no number to keep exact
+        if isinstance(msg, dict):
+            self._on_event(msg)
+            return
+        if not isinstance(msg, list) or len(msg) < 4 or not isinstance(msg[-2], str):
+            raise MalformedFrame("neither an event object nor a channel array")
+        if not msg[-2].startswith("book"):
+            self.stats.ignored_frames += 1
+            return
+        symbol = msg[-1]
+        sync = self.sync.get(symbol)
+        if sync is None:
+            self.stats.unknown_symbol_frames += 1
+            return
+        parts = msg[1:-2]
+        try:
+            if "as" in parts[0] or "bs" in parts[0]:
+                self._snapshot(symbol, sync, parts[0], recv_ns)
+            elif sync.live:
+                self._update(symbol, parts, recv_ns)
+            else:
+                self.stats.ignored_frames += 1
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise MalformedFrame(f"bad book message: {type(exc).__name__}: {exc}",
+                                 symbol) from None
+
+    def _snapshot(self, symbol: str, sync: _Sync, book: dict, recv_ns: int) -> None:
+        asks, bids = book.get("as") or [], book.get("bs") or []
+        ts = max((epoch_text_ns(lv[2]) for lv in asks + bids), default=0)
+        if self.publish(symbol, join_levels(bids), join_levels(asks), NO_SEQ, ts, recv_ns,
+                        snapshot=True, live=True):   # v1 snapshots carry no checksum
+            sync.live = True
+            sync.requested_at = None
+
+    def _update(self, symbol: str, parts: list, recv_ns: int) -> None:
+        asks: list = []
+        bids: list = []
+        checksum = None
+        for part in parts:
+            asks += part.get("a", ())
+            bids += part.get("b", ())
+            checksum = part.get("c", checksum)
+        if checksum is not None:
+            checksum = int(checksum)
+            if not 0 <= checksum < _MAX_CRC:
+                raise ValueError(f"checksum {checksum} is not an unsigned 32-bit integer")
+        ts = epoch_text_ns((bids or asks)[-1][2])
+        bids = deletes_first(bids, _first, _second)
+        asks = deletes_first(asks, _first, _second)
+        self.publish(symbol, join_levels(bids), join_levels(asks), NO_SEQ, ts, recv_ns,
+                     checksum=checksum)
+
+    def _on_event(self, msg: dict) -> None:
+        event = msg.get("event")
+        if event == "subscriptionStatus" and msg.get("status") == "error":
+            pair = msg.get("pair")
+            if pair in self.sync and msg.get("subscription", {}).get("name") == "book":
+                log.error("%s %s: subscription rejected: %s", self.exchange, pair,
+                          msg.get("errorMessage"))
+                self.mark_stale(pair, "subscription rejected")
+            else:
+                log.warning("%s: request failed: %s", self.exchange, msg.get("errorMessage"))
+        elif event == "systemStatus" and msg.get("status") not in (None, "online"):
+            log.warning("%s: venue status %s", self.exchange, msg.get("status"))
+        self.stats.ignored_frames += 1
