@@ -20,7 +20,7 @@ from connectors.base import BookTarget, ConfigError, ExchangeStats, Instrument, 
 from connectors.recorded import Frame, HttpResponse, Session, load_session, session_events
 from engine.constants import H_CHECKSUM_FAIL, H_CHECKSUM_OK, H_STATUS, HDR_WORDS, STATUS_NAMES
 from engine.kernels import S_WORDS
-from engine.ring import RingPool, ring_drain
+from engine.ring import C_HEAD, C_TAIL, RingPool, ring_drain
 from engine.store import BookStore
 
 
@@ -98,7 +98,10 @@ def session_symbols(cls: type[Protocol], session: Session,
 
 def replay_session(directory: str | Path, recording: str, depth: int | None = None,
                    verify_checksums: bool = True, symbols: list[str] | None = None,
-                   ring_capacity: int = 1 << 16) -> ReplayResult:
+                   ring_capacity: int = 1 << 16, drain_every: int = 1) -> ReplayResult:
+    """Replay one recorded session.  ``drain_every`` > 1 lets the writer apply frames in
+    batches (as a writer thread does live), so its verdicts reach the connector up to
+    that many frames later; 1 applies and checks after every frame."""
     from connectors import load
 
     if recording not in registry():
@@ -131,12 +134,17 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
     warm_up()
     t0 = time.perf_counter()
     proto.on_connect()
+    since_drain = 0
     for ev in events:
         rec = ev.record
         recv_ns = int(rec.ts * 1e9)
         if ev.source == "ws":
             res.frames += 1
             proto.handle_frame(rec.data, recv_ns)
+            since_drain += 1
+            if since_drain < drain_every and ring_depth(ctl) < ring_capacity // 4 \
+                    and not proto.rest_requests:
+                continue
         else:
             sym = proto.rest_symbol(rec.url)
             req = pending.pop(sym, None) if sym else None
@@ -145,6 +153,7 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
                 continue
             proto.handle_rest(req, rec.body, recv_ns)
         ring_drain(ctl, data, hdr, px, sz, 1 << 20, hist, wstats)
+        since_drain = 0
         if proto.touched:  # the writer's verdicts on what this frame changed
             resyncs = proto.stats.reasons.total()
             proto.check_health(proto.touched)
@@ -155,6 +164,9 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
             req = proto.rest_requests.popleft()
             pending[req.symbol] = req
         proto.outbox.clear()  # resubscribes cannot be sent to a recording
+    ring_drain(ctl, data, hdr, px, sz, 1 << 20, hist, wstats)
+    proto.check_health(proto.touched)
+    ring_drain(ctl, data, hdr, px, sz, 1 << 20, hist, wstats)
     res.seconds = time.perf_counter() - t0
     for i, s in enumerate(symbols):
         h = i * HDR_WORDS
@@ -187,6 +199,10 @@ def warm_up() -> None:
     ring_drain(pool.ctl[0], pool.data[0], store.hdr, store.px, store.sz, 64,
                np.zeros(0, np.int64), np.zeros(S_WORDS, np.int64))
     _warm = True
+
+
+def ring_depth(ctl) -> int:
+    return int(ctl[C_HEAD] - ctl[C_TAIL])
 
 
 def recordings_in(paths: list[str]) -> list[tuple[Path, str]]:

@@ -24,8 +24,8 @@ def run_replay(paths: list[str], verify: bool, as_json: bool, dump: str | None,
     results = []
     for directory, name in sessions:
         try:
-            results.append(replay_session(directory, name,
-                                          verify_checksums=not no_checksums))
+            results.append(replay_session(directory, name, verify_checksums=not no_checksums,
+                                          drain_every=1 if verify else 64))
         except (ConfigError, OSError, ValueError, ImportError) as exc:
             print(f"hftbook replay: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 2
