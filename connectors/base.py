@@ -15,13 +15,17 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from connectors.publish import (
     NO_CHECKSUM,
     NO_STATUS,
     PUSH_COUNT_MISMATCH,
     PUSH_FULL,
     PUSH_OK,
+    RAW_MAX_LEVELS,
     push_message,
+    push_raw_update,
     push_status,
 )
 from engine.constants import (
@@ -171,6 +175,7 @@ class Protocol:
         self.outbox: deque[str | bytes] = deque()
         self.rest_requests: deque[RestRequest] = deque()
         self.touched: set[str] = set()  # symbols published since the caller last cleared it
+        self._raw_scratch = None
         self._seen_fail = {s: 0 for s in targets}
         self._seen_crossed = {s: 0 for s in targets}
         for s in targets:
@@ -322,6 +327,29 @@ class Protocol:
         st.levels += n
         if snapshot:
             st.snapshots += 1
+        return True
+
+    def publish_raw_update(self, symbol: str, buf: bytes, bid_pos: int, ask_pos: int,
+                           seq: int, recv_ns: int, checksum: int | None,
+                           deletes_first: bool = False) -> bool:
+        """The raw-bytes fast path for one update (connectors.publish.push_raw_update).
+        Returns False when it declined (unexpected layout, bad number, full ring): the
+        caller then takes the ordinary path, which reports and handles the problem."""
+        t = self.targets[symbol]
+        inst = self.instruments[symbol]
+        scheme = self.checksum_scheme if checksum is not None and self.verify_checksums \
+            else NO_CHECKSUM
+        if self._raw_scratch is None:
+            self._raw_scratch = np.zeros((5, 2 * RAW_MAX_LEVELS), np.int64)
+        res, n, _ = push_raw_update(t.ctl, t.data, t.book, buf, bid_pos, ask_pos,
+                                    inst.price_decimals, inst.size_decimals, seq, recv_ns,
+                                    scheme, checksum or 0, deletes_first, self._raw_scratch)
+        if res != PUSH_OK:
+            return False
+        st = self.stats.sym(symbol)
+        self.touched.add(symbol)
+        st.messages += 1
+        st.levels += n
         return True
 
     def set_status(self, symbol: str, status: int) -> None:

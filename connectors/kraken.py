@@ -159,6 +159,10 @@ def epoch_text_ns(text: str) -> int:
     return int(sec) * 1_000_000_000 + (int((frac + "000000000")[:9]) if frac else 0)
 
 
+def _ts_order(level) -> float:
+    return float(level[2])
+
+
 class _Sync:
     __slots__ = ("live", "requested_at")
 
@@ -448,6 +452,8 @@ class KrakenV1(Kraken):
         return orjson.dumps({"event": "ping", "reqid": self._next_id()}).decode()
 
     def on_message(self, frame: bytes | str, recv_ns: int) -> None:
+        if self._fast_update(frame, recv_ns):
+            return
         msg = orjson.loads(frame)   # v1 quotes every decimal: no number to keep exact
         if isinstance(msg, dict):
             self._on_event(msg)
@@ -474,9 +480,37 @@ class KrakenV1(Kraken):
             raise MalformedFrame(f"bad book message: {type(exc).__name__}: {exc}",
                                  symbol) from None
 
+    def _fast_update(self, frame: bytes | str, recv_ns: int) -> bool:
+        """Book updates (most v1 traffic, usually one level each) parsed straight from
+        the bytes: ``[id,{"a":[...]},{"b":[...],"c":"123"},"book-1000","PAIR"]``.  Any
+        other shape, or anything the scanner does not expect, returns False and the frame
+        takes the ordinary path."""
+        buf = frame.encode() if isinstance(frame, str) else frame
+        if not buf.endswith(b'"]') or b'"book-' not in buf or b's":' in buf:
+            return False             # not a book update (snapshots carry "as"/"bs")
+        q = buf.rfind(b'"', 0, len(buf) - 2)
+        symbol = buf[q + 1:len(buf) - 2].decode("ascii", "replace")
+        sync = self.sync.get(symbol)
+        if sync is None or not sync.live:
+            return False
+        bpos = buf.find(b'"b":')
+        apos = buf.find(b'"a":')
+        cpos = buf.find(b'"c":"')
+        checksum = None
+        if cpos >= 0:
+            end = buf.find(b'"', cpos + 5)
+            digits = buf[cpos + 5:end]
+            if end < 0 or not digits.isdigit() or len(digits) > 10:
+                return False
+            checksum = int(digits)
+        return self.publish_raw_update(symbol, buf, bpos + 4 if bpos >= 0 else -1,
+                                       apos + 4 if apos >= 0 else -1, NO_SEQ, recv_ns,
+                                       checksum, deletes_first=True)
+
     def _snapshot(self, symbol: str, sync: _Sync, book: dict, recv_ns: int) -> None:
         asks, bids = book.get("as") or [], book.get("bs") or []
-        ts = max((epoch_text_ns(lv[2]) for lv in asks + bids), default=0)
+        levels = asks + bids  # order by float (ties are equal to the µs), convert one exactly
+        ts = epoch_text_ns(max(levels, key=_ts_order)[2]) if levels else 0
         if self.publish(symbol, join_levels(bids), join_levels(asks), NO_SEQ, ts, recv_ns,
                         snapshot=True, live=True):   # v1 snapshots carry no checksum
             sync.live = True

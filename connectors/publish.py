@@ -189,3 +189,207 @@ def join_pairs(levels) -> tuple[bytes, bytes]:
         return b"", b""
     flat = list(chain.from_iterable(levels))
     return "\x01".join(flat[0::2]).encode(), "\x01".join(flat[1::2]).encode()
+
+
+# -- raw-bytes fast path -------------------------------------------------------------
+# For the busiest simple dialects a frame's level arrays are parsed straight from the
+# frame bytes (parse path C of `hftbook bench replay`), skipping orjson and the joins.
+# The scanner checks the structure it walks (brackets, quotes, commas) and reports
+# RAW_UNEXPECTED on anything else, so the caller falls back to the ordinary path,
+# which then reports the frame properly.
+
+RAW_UNEXPECTED = 20
+RAW_MAX_LEVELS = 256  # per side; larger messages take the ordinary path
+
+
+@njit(nogil=True, inline="always")
+def _skip_ws(buf, i):
+    while i < len(buf) and (buf[i] == 32 or buf[i] == 10 or buf[i] == 13 or buf[i] == 9):
+        i += 1
+    return i
+
+
+@njit(nogil=True, inline="always")
+def _string_end(buf, i):
+    """buf[i] is the char after an opening quote: index of the closing quote, or -1.
+    Decimal texts carry no escapes; a backslash makes the frame 'unexpected'."""
+    while i < len(buf):
+        c = buf[i]
+        if c == 34:
+            return i
+        if c == 92:
+            return -1
+        i += 1
+    return -1
+
+
+@njit(nogil=True)
+def _epoch_ns(buf, s, e):
+    """'1618678133.370507' -> ns; -1 if not digits[.digits]."""
+    v = 0
+    i = s
+    while i < e and 48 <= buf[i] <= 57:
+        v = v * 10 + buf[i] - 48
+        i += 1
+    if i == s:
+        return -1
+    v *= 1_000_000_000
+    if i < e:
+        if buf[i] != 46:
+            return -1
+        i += 1
+        scale = 100_000_000
+        while i < e and 48 <= buf[i] <= 57:
+            v += (buf[i] - 48) * scale
+            scale //= 10
+            i += 1
+        if i < e:
+            return -1
+    return v
+
+
+@njit(nogil=True)
+def scan_quoted_levels(buf, i, pdec, sdec, out, k):
+    """Parse ``[["p","q"(,"t"(,...))], ...]`` at buf[i] into out[0:3, k:]: price, size and
+    (if present) the third string as an epoch timestamp in ns (0 if absent).  Extra
+    string elements are skipped.  Returns (k, index after the array, err)."""
+    i = _skip_ws(buf, i)
+    if i >= len(buf) or buf[i] != 91:
+        return k, i, RAW_UNEXPECTED
+    i = _skip_ws(buf, i + 1)
+    if i < len(buf) and buf[i] == 93:
+        return k, i + 1, PARSE_OK
+    while True:
+        if k >= out.shape[1]:
+            return k, i, RAW_UNEXPECTED
+        if i >= len(buf) or buf[i] != 91:
+            return k, i, RAW_UNEXPECTED
+        i = _skip_ws(buf, i + 1)
+        field = 0
+        out[2, k] = 0
+        while True:
+            if i >= len(buf) or buf[i] != 34:
+                return k, i, RAW_UNEXPECTED
+            e = _string_end(buf, i + 1)
+            if e < 0:
+                return k, i, RAW_UNEXPECTED
+            if field == 0:
+                v, err = parse_fixed(buf, i + 1, e, pdec)
+                if err != PARSE_OK:
+                    return k, i, err
+                out[0, k] = v
+            elif field == 1:
+                v, err = parse_fixed(buf, i + 1, e, sdec)
+                if err != PARSE_OK:
+                    return k, i, err
+                if v < 0:
+                    return k, i, PARSE_MALFORMED
+                out[1, k] = v
+            elif field == 2:
+                t = _epoch_ns(buf, i + 1, e)
+                out[2, k] = t if t > 0 else 0
+            field += 1
+            i = _skip_ws(buf, e + 1)
+            if i < len(buf) and buf[i] == 44:
+                i = _skip_ws(buf, i + 1)
+                continue
+            if i < len(buf) and buf[i] == 93:
+                break
+            return k, i, RAW_UNEXPECTED
+        if field < 2:
+            return k, i, RAW_UNEXPECTED
+        k += 1
+        i = _skip_ws(buf, i + 1)
+        if i < len(buf) and buf[i] == 44:
+            i = _skip_ws(buf, i + 1)
+            continue
+        if i < len(buf) and buf[i] == 93:
+            return k, i + 1, PARSE_OK
+        return k, i, RAW_UNEXPECTED
+
+
+@njit(nogil=True, inline="always")
+def _dedupe_deletes_first(out, lo, hi, tmp):
+    """Rows lo..hi of one side, in place: a repeated price keeps its last size, and the
+    deletes (size 0) move ahead of the sets, otherwise in order.  Returns the new hi."""
+    n = 0
+    for a in range(lo, hi):  # keep the last occurrence of each price
+        later = False
+        for c in range(a + 1, hi):
+            if out[0, c] == out[0, a]:
+                later = True
+                break
+        if not later:
+            tmp[0, n] = out[0, a]
+            tmp[1, n] = out[1, a]
+            n += 1
+    w = lo
+    for z in range(2):  # pass 0: deletes, pass 1: sets
+        for a in range(n):
+            if (tmp[1, a] == 0) == (z == 0):
+                out[0, w] = tmp[0, a]
+                out[1, w] = tmp[1, a]
+                w += 1
+    return w
+
+
+@njit(nogil=True, cache=True)
+def push_raw_update(ctl, data, book, buf, bid_pos, ask_pos, pdec, sdec, seq, recv, ck_scheme,
+                    ck_value, deletes_first, scratch):
+    """One update message straight from frame bytes: the bid array at ``bid_pos`` and the
+    ask array at ``ask_pos`` (-1 when absent), each ``[["p","q"(,"ts")...],...]``.
+    Levels' third fields, when present, give the message timestamp (the latest).  With
+    ``deletes_first`` each side is reordered as connectors.kraken.deletes_first does.
+    All or nothing, as push_message.  Returns (result, levels published, ts ns)."""
+    nb = 0
+    na = 0
+    if bid_pos >= 0:
+        nb, _, err = scan_quoted_levels(buf, bid_pos, pdec, sdec, scratch, 0)
+        if err != PARSE_OK:
+            return err, 0, 0
+    if ask_pos >= 0:
+        k, _, err = scan_quoted_levels(buf, ask_pos, pdec, sdec, scratch, nb)
+        if err != PARSE_OK:
+            return err, 0, 0
+        na = k - nb
+    ts = 0
+    for a in range(nb + na):
+        if scratch[2, a] > ts:
+            ts = scratch[2, a]
+    tmp = scratch[3:5]
+    if deletes_first:
+        hb = _dedupe_deletes_first(scratch, 0, nb, tmp)
+        ha = _dedupe_deletes_first(scratch, nb, nb + na, tmp)
+        # close the gap left by bid duplicates
+        if hb < nb:
+            for a in range(nb, ha):
+                scratch[0, hb + a - nb] = scratch[0, a]
+                scratch[1, hb + a - nb] = scratch[1, a]
+            ha = hb + ha - nb
+            nb = hb
+        na = ha - nb
+    n = nb + na
+    extra = 1 if n == 0 or ck_scheme != NO_CHECKSUM else 0
+    total = n + extra
+    cap = data.shape[1]
+    mask = cap - 1
+    head = load_relaxed(ctl, C_HEAD)
+    if head + total - ctl[C_PROD_TAIL] > cap:
+        store_relaxed(ctl, C_PROD_TAIL, load_acquire(ctl, C_TAIL))
+        if head + total - ctl[C_PROD_TAIL] > cap:
+            ctl[C_FULL] += 1
+            return PUSH_FULL, 0, ts
+    for a in range(n):
+        p = scratch[0, a]
+        if p > PRICE_LIMIT or p < -PRICE_LIMIT:
+            return PARSE_MALFORMED, 0, ts
+        _write(data, (head + a) & mask, book, BID if a < nb else ASK, 0, p, scratch[1, a],
+               seq, ts, recv)
+    if extra:
+        flags = F_END | (F_CHECKSUM if ck_scheme != NO_CHECKSUM else F_NOLEVEL)
+        _write(data, (head + n) & mask, book, 0, flags, ck_value, ck_scheme, seq, ts, recv)
+    else:
+        data[R_FLAGS, (head + n - 1) & mask] |= F_END
+    ctl[C_PUSHED_MSGS] += 1
+    store_release(ctl, C_HEAD, head + total)
+    return PUSH_OK, n, ts

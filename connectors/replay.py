@@ -20,7 +20,7 @@ from connectors.base import BookTarget, ConfigError, ExchangeStats, Instrument, 
 from connectors.recorded import Frame, HttpResponse, Session, load_session, session_events
 from engine.constants import H_CHECKSUM_FAIL, H_CHECKSUM_OK, H_STATUS, HDR_WORDS, STATUS_NAMES
 from engine.kernels import S_WORDS
-from engine.ring import C_HEAD, C_TAIL, RingPool, ring_drain
+from engine.ring import RingPool, ring_drain
 from engine.store import BookStore
 
 
@@ -128,32 +128,39 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
     hdr, px, sz = store.hdr, store.px, store.sz
     res = ReplayResult(cls.exchange, recording, books=len(symbols), stats=proto.stats,
                        store=store, symbols=symbols)
-    events = [ev for ev in session_events(session)
-              if isinstance(ev.record, (Frame, HttpResponse))]
+    # (is websocket, frame or HTTP record, receive ns): decoded from the file up front
+    events = [(ev.source == "ws", ev.record.data if ev.source == "ws" else ev.record,
+               int(ev.record.ts * 1e9))
+              for ev in session_events(session) if isinstance(ev.record, (Frame, HttpResponse))]
     pending: dict[str, object] = {}
+    # a level takes >= 9 bytes of JSON: draining once this many bytes arrived keeps the
+    # ring (a quarter of it) from filling between drains
+    byte_budget = ring_capacity // 4 * 9
     warm_up()
     t0 = time.perf_counter()
     proto.on_connect()
     since_drain = 0
-    for ev in events:
-        rec = ev.record
-        recv_ns = int(rec.ts * 1e9)
-        if ev.source == "ws":
+    since_bytes = 0
+    handle_frame = proto.handle_frame
+    for is_ws, payload, recv_ns in events:
+        if is_ws:
             res.frames += 1
-            proto.handle_frame(rec.data, recv_ns)
+            handle_frame(payload, recv_ns)
             since_drain += 1
-            if since_drain < drain_every and ring_depth(ctl) < ring_capacity // 4 \
+            since_bytes += len(payload)
+            if since_drain < drain_every and since_bytes < byte_budget \
                     and not proto.rest_requests:
                 continue
         else:
-            sym = proto.rest_symbol(rec.url)
+            sym = proto.rest_symbol(payload.url)
             req = pending.pop(sym, None) if sym else None
             if req is None:
                 res.unrequested_snapshots += 1
                 continue
-            proto.handle_rest(req, rec.body, recv_ns)
+            proto.handle_rest(req, payload.body, recv_ns)
         ring_drain(ctl, data, hdr, px, sz, 1 << 20, hist, wstats)
         since_drain = 0
+        since_bytes = 0
         if proto.touched:  # the writer's verdicts on what this frame changed
             resyncs = proto.stats.reasons.total()
             proto.check_health(proto.touched)
@@ -199,10 +206,6 @@ def warm_up() -> None:
     ring_drain(pool.ctl[0], pool.data[0], store.hdr, store.px, store.sz, 64,
                np.zeros(0, np.int64), np.zeros(S_WORDS, np.int64))
     _warm = True
-
-
-def ring_depth(ctl) -> int:
-    return int(ctl[C_HEAD] - ctl[C_TAIL])
 
 
 def recordings_in(paths: list[str]) -> list[tuple[Path, str]]:
