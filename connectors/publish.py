@@ -16,7 +16,6 @@ from operator import itemgetter
 
 from numba import njit
 
-from engine.atomics import load_acquire, load_relaxed, store_relaxed, store_release
 from engine.constants import (
     ASK,
     BID,
@@ -35,7 +34,7 @@ from engine.constants import (
     R_TS,
 )
 from engine.fixedpoint import PARSE_MALFORMED, PARSE_OK, parse_fixed
-from engine.ring import C_FULL, C_HEAD, C_PROD_TAIL, C_PUSHED_MSGS, C_TAIL
+from engine.ring import ring_publish, ring_reserve
 
 SEP = b"\x01"
 _SEP = 1
@@ -123,12 +122,9 @@ def push_message(ctl, data, book, clear, bid_p, bid_s, ask_p, ask_s, pdec, sdec,
     total = n + extra_end + (1 if status_after >= 0 else 0)
     cap = data.shape[1]
     mask = cap - 1
-    head = load_relaxed(ctl, C_HEAD)
-    if head + total - ctl[C_PROD_TAIL] > cap:
-        store_relaxed(ctl, C_PROD_TAIL, load_acquire(ctl, C_TAIL))
-        if head + total - ctl[C_PROD_TAIL] > cap:
-            ctl[C_FULL] += 1
-            return PUSH_FULL, 0, 0
+    head = ring_reserve(ctl, cap, total)
+    if head < 0:
+        return PUSH_FULL, 0, 0
     first = F_CLEAR if clear else 0
     k, err, bad = _parse_side(data, mask, head, 0, book, BID, bid_p, bid_s, pdec, sdec, seq,
                               ts, recv, first)
@@ -151,8 +147,7 @@ def push_message(ctl, data, book, clear, bid_p, bid_s, ask_p, ask_s, pdec, sdec,
         _write(data, (head + k) & mask, book, 0, F_STATUS | F_END, 0, status_after, seq, ts,
                recv)
         k += 1
-    ctl[C_PUSHED_MSGS] += 1
-    store_release(ctl, C_HEAD, head + k)
+    ring_publish(ctl, head, k)
     return PUSH_OK, 0, n
 
 
@@ -160,14 +155,11 @@ def push_message(ctl, data, book, clear, bid_p, bid_s, ask_p, ask_s, pdec, sdec,
 def push_status(ctl, data, book, status):
     """One status record (STALE on a gap, SYNCING on resubscribe...); False when full."""
     cap = data.shape[1]
-    head = load_relaxed(ctl, C_HEAD)
-    if head + 1 - ctl[C_PROD_TAIL] > cap:
-        store_relaxed(ctl, C_PROD_TAIL, load_acquire(ctl, C_TAIL))
-        if head + 1 - ctl[C_PROD_TAIL] > cap:
-            ctl[C_FULL] += 1
-            return False
+    head = ring_reserve(ctl, cap, 1)
+    if head < 0:
+        return False
     _write(data, head & (cap - 1), book, 0, F_STATUS | F_END, 0, status, -1, 0, 0)
-    store_release(ctl, C_HEAD, head + 1)
+    ring_publish(ctl, head, 1)
     return True
 
 
@@ -373,12 +365,9 @@ def push_raw_update(ctl, data, book, buf, bid_pos, ask_pos, pdec, sdec, seq, rec
     total = n + extra
     cap = data.shape[1]
     mask = cap - 1
-    head = load_relaxed(ctl, C_HEAD)
-    if head + total - ctl[C_PROD_TAIL] > cap:
-        store_relaxed(ctl, C_PROD_TAIL, load_acquire(ctl, C_TAIL))
-        if head + total - ctl[C_PROD_TAIL] > cap:
-            ctl[C_FULL] += 1
-            return PUSH_FULL, 0, ts
+    head = ring_reserve(ctl, cap, total)
+    if head < 0:
+        return PUSH_FULL, 0, ts
     for a in range(n):
         p = scratch[0, a]
         if p > PRICE_LIMIT or p < -PRICE_LIMIT:
@@ -390,6 +379,5 @@ def push_raw_update(ctl, data, book, buf, bid_pos, ask_pos, pdec, sdec, seq, rec
         _write(data, (head + n) & mask, book, 0, flags, ck_value, ck_scheme, seq, ts, recv)
     else:
         data[R_FLAGS, (head + n - 1) & mask] |= F_END
-    ctl[C_PUSHED_MSGS] += 1
-    store_release(ctl, C_HEAD, head + total)
+    ring_publish(ctl, head, total)
     return PUSH_OK, n, ts

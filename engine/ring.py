@@ -54,23 +54,39 @@ class RingFull(RuntimeError):
     """The consumer did not free space within the push timeout."""
 
 
-@njit(nogil=True, cache=True)
-def ring_push(ctl, data, src, start, n):
-    """Copy records src[:, start:start+n] into the ring; all or nothing."""
-    cap = data.shape[1]
-    mask = cap - 1
+@njit(nogil=True, inline="always")
+def ring_reserve(ctl, cap, n):
+    """Producer side: the head position if ``n`` slots are free, else -1 (counted as a
+    full ring).  The caller writes slots head..head+n-1 and then calls ring_publish."""
     head = load_relaxed(ctl, C_HEAD)
     if head + n - ctl[C_PROD_TAIL] > cap:
         store_relaxed(ctl, C_PROD_TAIL, load_acquire(ctl, C_TAIL))
         if head + n - ctl[C_PROD_TAIL] > cap:
             ctl[C_FULL] += 1
-            return False
+            return -1
+    return head
+
+
+@njit(nogil=True, inline="always")
+def ring_publish(ctl, head, n):
+    """Make the n records written at head.. visible to the consumer (release)."""
+    ctl[C_PUSHED_MSGS] += 1
+    store_release(ctl, C_HEAD, head + n)
+
+
+@njit(nogil=True, cache=True)
+def ring_push(ctl, data, src, start, n):
+    """Copy records src[:, start:start+n] into the ring; all or nothing."""
+    cap = data.shape[1]
+    mask = cap - 1
+    head = ring_reserve(ctl, cap, n)
+    if head < 0:
+        return False
     for k in range(n):
         j = (head + k) & mask
         for f in range(REC_FIELDS):
             data[f, j] = src[f, start + k]
-    ctl[C_PUSHED_MSGS] += 1
-    store_release(ctl, C_HEAD, head + n)
+    ring_publish(ctl, head, n)
     return True
 
 
@@ -78,12 +94,9 @@ def ring_push(ctl, data, src, start, n):
 def ring_push_one(ctl, data, book, side, flags, price, size, seq, ts, recv):
     """Push one record (field order as R_*); False when full."""
     cap = data.shape[1]
-    head = load_relaxed(ctl, C_HEAD)
-    if head + 1 - ctl[C_PROD_TAIL] > cap:
-        store_relaxed(ctl, C_PROD_TAIL, load_acquire(ctl, C_TAIL))
-        if head + 1 - ctl[C_PROD_TAIL] > cap:
-            ctl[C_FULL] += 1
-            return False
+    head = ring_reserve(ctl, cap, 1)
+    if head < 0:
+        return False
     j = head & (cap - 1)
     data[0, j] = book
     data[1, j] = side
@@ -93,8 +106,7 @@ def ring_push_one(ctl, data, book, side, flags, price, size, seq, ts, recv):
     data[5, j] = seq
     data[6, j] = ts
     data[7, j] = recv
-    ctl[C_PUSHED_MSGS] += 1
-    store_release(ctl, C_HEAD, head + 1)
+    ring_publish(ctl, head, 1)
     return True
 
 
