@@ -25,6 +25,7 @@ from connectors.publish import (
     PUSH_OK,
     RAW_MAX_LEVELS,
     push_message,
+    push_raw_keyed,
     push_raw_update,
     push_status,
 )
@@ -331,7 +332,8 @@ class Protocol:
 
     def publish_raw_update(self, symbol: str, buf: bytes, bid_pos: int, ask_pos: int,
                            seq: int, recv_ns: int, checksum: int | None,
-                           deletes_first: bool = False) -> bool:
+                           deletes_first: bool = False, *, snapshot: bool = False,
+                           live: bool = False) -> bool:
         """The raw-bytes fast path for one update (connectors.publish.push_raw_update).
         Returns False when it declined (unexpected layout, bad number, full ring): the
         caller then takes the ordinary path, which reports and handles the problem."""
@@ -339,17 +341,44 @@ class Protocol:
         inst = self.instruments[symbol]
         scheme = self.checksum_scheme if checksum is not None and self.verify_checksums \
             else NO_CHECKSUM
-        if self._raw_scratch is None:
-            self._raw_scratch = np.zeros((5, 2 * RAW_MAX_LEVELS), np.int64)
+        if self._raw_scratch is None:  # room for a whole snapshot of the venue's depth
+            self._raw_scratch = np.zeros((5, 2 * max(RAW_MAX_LEVELS, self.depth)), np.int64)
         res, n, _ = push_raw_update(t.ctl, t.data, t.book, buf, bid_pos, ask_pos,
                                     inst.price_decimals, inst.size_decimals, seq, recv_ns,
-                                    scheme, checksum or 0, deletes_first, self._raw_scratch)
+                                    scheme, checksum or 0, deletes_first, self._raw_scratch,
+                                    snapshot, LIVE if live else NO_STATUS)
         if res != PUSH_OK:
             return False
         st = self.stats.sym(symbol)
         self.touched.add(symbol)
         st.messages += 1
         st.levels += n
+        if snapshot:
+            st.snapshots += 1
+        return True
+
+    def publish_raw_keyed(self, symbol: str, buf: bytes, bid_key: bytes, ask_key: bytes,
+                          ck_key: bytes, seq: int, recv_ns: int, deletes_first: bool = False,
+                          *, snapshot: bool = False, live: bool = False) -> bool:
+        """publish_raw_update with the arrays and checksum located inside Numba (one call
+        per frame).  False when it declined: take the ordinary path."""
+        t = self.targets[symbol]
+        inst = self.instruments[symbol]
+        if self._raw_scratch is None:
+            self._raw_scratch = np.zeros((5, 2 * max(RAW_MAX_LEVELS, self.depth)), np.int64)
+        res, n, _, _ = push_raw_keyed(
+            t.ctl, t.data, t.book, buf, bid_key, ask_key, ck_key, inst.price_decimals,
+            inst.size_decimals, seq, recv_ns,
+            self.checksum_scheme if self.verify_checksums else NO_CHECKSUM, deletes_first,
+            self._raw_scratch, snapshot, LIVE if live else NO_STATUS)
+        if res != PUSH_OK:
+            return False
+        st = self.stats.sym(symbol)
+        self.touched.add(symbol)
+        st.messages += 1
+        st.levels += n
+        if snapshot:
+            st.snapshots += 1
         return True
 
     def set_status(self, symbol: str, status: int) -> None:

@@ -486,26 +486,34 @@ class KrakenV1(Kraken):
         other shape, or anything the scanner does not expect, returns False and the frame
         takes the ordinary path."""
         buf = frame.encode() if isinstance(frame, str) else frame
-        if not buf.endswith(b'"]') or b'"book-' not in buf or b's":' in buf:
-            return False             # not a book update (snapshots carry "as"/"bs")
+        if not buf.endswith(b'"]') or b'"book-' not in buf:
+            return False
         q = buf.rfind(b'"', 0, len(buf) - 2)
         symbol = buf[q + 1:len(buf) - 2].decode("ascii", "replace")
         sync = self.sync.get(symbol)
-        if sync is None or not sync.live:
+        if sync is None:
             return False
-        bpos = buf.find(b'"b":')
-        apos = buf.find(b'"a":')
-        cpos = buf.find(b'"c":"')
-        checksum = None
-        if cpos >= 0:
-            end = buf.find(b'"', cpos + 5)
-            digits = buf[cpos + 5:end]
-            if end < 0 or not digits.isdigit() or len(digits) > 10:
-                return False
-            checksum = int(digits)
-        return self.publish_raw_update(symbol, buf, bpos + 4 if bpos >= 0 else -1,
-                                       apos + 4 if apos >= 0 else -1, NO_SEQ, recv_ns,
-                                       checksum, deletes_first=True)
+        if b's":' in buf:            # a snapshot ("as"/"bs")
+            return self._fast_snapshot(buf, symbol, sync, recv_ns)
+        if not sync.live:
+            return False
+        return self.publish_raw_keyed(symbol, buf, b'"b":', b'"a":', b'"c":"', NO_SEQ,
+                                      recv_ns, deletes_first=True)
+
+    def _fast_snapshot(self, buf: bytes, symbol: str, sync: _Sync, recv_ns: int) -> bool:
+        """A book snapshot ("as"/"bs" arrays) parsed straight from the bytes; v1
+        snapshots carry no checksum.  False: take the ordinary path."""
+        apos = buf.find(b'"as":')
+        bpos = buf.find(b'"bs":')
+        if apos < 0 and bpos < 0:
+            return False
+        if self.publish_raw_update(symbol, buf, bpos + 5 if bpos >= 0 else -1,
+                                   apos + 5 if apos >= 0 else -1, NO_SEQ, recv_ns, None,
+                                   snapshot=True, live=True):
+            sync.live = True
+            sync.requested_at = None
+            return True
+        return False
 
     def _snapshot(self, symbol: str, sync: _Sync, book: dict, recv_ns: int) -> None:
         asks, bids = book.get("as") or [], book.get("bs") or []

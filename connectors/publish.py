@@ -327,12 +327,13 @@ def _dedupe_deletes_first(out, lo, hi, tmp):
 
 @njit(nogil=True, cache=True)
 def push_raw_update(ctl, data, book, buf, bid_pos, ask_pos, pdec, sdec, seq, recv, ck_scheme,
-                    ck_value, deletes_first, scratch):
+                    ck_value, deletes_first, scratch, clear, status_after):
     """One update message straight from frame bytes: the bid array at ``bid_pos`` and the
     ask array at ``ask_pos`` (-1 when absent), each ``[["p","q"(,"ts")...],...]``.
     Levels' third fields, when present, give the message timestamp (the latest).  With
     ``deletes_first`` each side is reordered as connectors.kraken.deletes_first does.
-    All or nothing, as push_message.  Returns (result, levels published, ts ns)."""
+    ``clear`` and ``status_after`` as in push_message (snapshots).  All or nothing, as
+    push_message.  Returns (result, levels published, ts ns)."""
     nb = 0
     na = 0
     if bid_pos >= 0:
@@ -362,7 +363,7 @@ def push_raw_update(ctl, data, book, buf, bid_pos, ask_pos, pdec, sdec, seq, rec
         na = ha - nb
     n = nb + na
     extra = 1 if n == 0 or ck_scheme != NO_CHECKSUM else 0
-    total = n + extra
+    total = n + extra + (1 if status_after >= 0 else 0)
     cap = data.shape[1]
     mask = cap - 1
     head = ring_reserve(ctl, cap, total)
@@ -372,12 +373,59 @@ def push_raw_update(ctl, data, book, buf, bid_pos, ask_pos, pdec, sdec, seq, rec
         p = scratch[0, a]
         if p > PRICE_LIMIT or p < -PRICE_LIMIT:
             return PARSE_MALFORMED, 0, ts
-        _write(data, (head + a) & mask, book, BID if a < nb else ASK, 0, p, scratch[1, a],
-               seq, ts, recv)
+        _write(data, (head + a) & mask, book, BID if a < nb else ASK,
+               F_CLEAR if clear and a == 0 else 0, p, scratch[1, a], seq, ts, recv)
     if extra:
         flags = F_END | (F_CHECKSUM if ck_scheme != NO_CHECKSUM else F_NOLEVEL)
+        if clear and n == 0:
+            flags |= F_CLEAR
         _write(data, (head + n) & mask, book, 0, flags, ck_value, ck_scheme, seq, ts, recv)
     else:
         data[R_FLAGS, (head + n - 1) & mask] |= F_END
+    if status_after >= 0:
+        _write(data, (head + n + extra) & mask, book, 0, F_STATUS | F_END, 0, status_after,
+               seq, ts, recv)
     ring_publish(ctl, head, total)
     return PUSH_OK, n, ts
+
+
+@njit(nogil=True, inline="always")
+def find_bytes(buf, key, start):
+    """Index just past the first ``key`` in buf[start:], or -1."""
+    n = len(buf)
+    k = len(key)
+    i = start
+    while i + k <= n:
+        j = 0
+        while j < k and buf[i + j] == key[j]:
+            j += 1
+        if j == k:
+            return i + k
+        i += 1
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def push_raw_keyed(ctl, data, book, buf, bid_key, ask_key, ck_key, pdec, sdec, seq, recv,
+                   ck_scheme, deletes_first, scratch, clear, status_after):
+    """push_raw_update, locating the arrays itself: the first ``bid_key`` / ``ask_key``
+    (e.g. b'"b":') in the frame, and a quoted decimal checksum after ``ck_key`` (e.g.
+    b'"c":"'; verified when ck_scheme is set).  One Numba call per frame, no Python
+    byte searching.  Returns (result, levels, ts, checksum found)."""
+    bpos = find_bytes(buf, bid_key, 0)
+    apos = find_bytes(buf, ask_key, 0)
+    ck = 0
+    has_ck = False
+    c = find_bytes(buf, ck_key, 0) if len(ck_key) else -1
+    if c >= 0:
+        i = c
+        while i < len(buf) and 48 <= buf[i] <= 57 and i - c < 10:
+            ck = ck * 10 + buf[i] - 48
+            i += 1
+        if i == c or i >= len(buf) or buf[i] != 34:
+            return RAW_UNEXPECTED, 0, 0, False
+        has_ck = True
+    res, n, ts = push_raw_update(ctl, data, book, buf, bpos, apos, pdec, sdec, seq, recv,
+                                 ck_scheme if has_ck else NO_CHECKSUM, ck, deletes_first,
+                                 scratch, clear, status_after)
+    return res, n, ts, has_ck
