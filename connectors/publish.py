@@ -74,8 +74,9 @@ def _write(data, j, book, side, flags, price, size, seq, ts, recv):
 
 @njit(nogil=True, inline="always")
 def _parse_side(data, mask, head, k, book, side, pbuf, sbuf, pdec, sdec, seq, ts, recv,
-                first_flags):
-    """Parse one side's levels into ring slots head+k...; returns (k, err, bad_index)."""
+                count, reverse):
+    """Parse one side's ``count`` levels into ring slots head+k...; with ``reverse`` the
+    last level goes first.  Returns (k, err, bad_index)."""
     ps = 0
     ss = 0
     idx = 0
@@ -96,13 +97,12 @@ def _parse_side(data, mask, head, k, book, side, pbuf, sbuf, pdec, sdec, seq, ts
             return k, err, idx
         if size < 0 or price > PRICE_LIMIT or price < -PRICE_LIMIT:
             return k, PARSE_MALFORMED, idx
-        _write(data, (head + k) & mask, book, side, first_flags if k == 0 else 0, price, size,
-               seq, ts, recv)
-        k += 1
+        slot = k + (count - 1 - idx if reverse else idx)
+        _write(data, (head + slot) & mask, book, side, 0, price, size, seq, ts, recv)
         idx += 1
         ps = pe + 1
         ss = se + 1
-    return k, PARSE_OK, idx
+    return k + idx, PARSE_OK, idx
 
 
 @njit(nogil=True, cache=True)
@@ -125,16 +125,18 @@ def push_message(ctl, data, book, clear, bid_p, bid_s, ask_p, ask_s, pdec, sdec,
     head = ring_reserve(ctl, cap, total)
     if head < 0:
         return PUSH_FULL, 0, 0
-    first = F_CLEAR if clear else 0
+    # a snapshot is written worst level first (venues send best first): each insert
+    # then lands at the touch end of the row, O(1), instead of shifting the whole side
     k, err, bad = _parse_side(data, mask, head, 0, book, BID, bid_p, bid_s, pdec, sdec, seq,
-                              ts, recv, first)
+                              ts, recv, nb, clear)
     if err != PARSE_OK:
         return err, bad, 0
-    k2, err, bad = _parse_side(data, mask, head, k, book, ASK, ask_p, ask_s, pdec, sdec, seq,
-                               ts, recv, first if k == 0 else 0)
+    k, err, bad = _parse_side(data, mask, head, k, book, ASK, ask_p, ask_s, pdec, sdec, seq,
+                              ts, recv, na, clear)
     if err != PARSE_OK:
         return err, nb + bad, 0
-    k = k2
+    if clear and k > 0:
+        data[R_FLAGS, head & mask] |= F_CLEAR
     if extra_end:
         flags = F_END | (F_CHECKSUM if ck_scheme != NO_CHECKSUM else F_NOLEVEL)
         if k == 0 and clear:
@@ -373,8 +375,12 @@ def push_raw_update(ctl, data, book, buf, bid_pos, ask_pos, pdec, sdec, seq, rec
         p = scratch[0, a]
         if p > PRICE_LIMIT or p < -PRICE_LIMIT:
             return PARSE_MALFORMED, 0, ts
+        src = a
+        if clear:  # snapshots worst first (see push_message)
+            src = nb - 1 - a if a < nb else nb + (na - 1 - (a - nb))
         _write(data, (head + a) & mask, book, BID if a < nb else ASK,
-               F_CLEAR if clear and a == 0 else 0, p, scratch[1, a], seq, ts, recv)
+               F_CLEAR if clear and a == 0 else 0, scratch[0, src], scratch[1, src], seq, ts,
+               recv)
     if extra:
         flags = F_END | (F_CHECKSUM if ck_scheme != NO_CHECKSUM else F_NOLEVEL)
         if clear and n == 0:

@@ -147,6 +147,10 @@ class Connection:
             await asyncio.sleep(self.health_interval)
             self.protocol.check_health()
             await self._flush(ws)
+            if self.protocol.reconnect_requested:  # asked for while the link is quiet
+                log.info("%s: venue asked for a reconnect", self.name)
+                await ws.close()
+                return
 
     async def _pinger(self, ws, interval: float) -> None:
         while True:
