@@ -17,6 +17,8 @@ PROTOCOLS = {
     "bybit": "connectors.bybit:Bybit",
     "bybit_spot": "connectors.bybit:BybitSpot",
     "bybit_inverse": "connectors.bybit:BybitInverse",
+    "gemini": "connectors.gemini:Gemini",
+    "htx": "connectors.htx:HTX",
 }
 
 # which protocol replays which recorded session (file-name prefix in ../shared/recorded);
@@ -27,6 +29,8 @@ RECORDINGS = {
     "KRAKEN": "connectors.kraken:KrakenV1",
     "OKX": "connectors.okx:OKX",
     "COINBASE": "connectors.coinbase:CoinbaseExchange",
+    "GEMINI": "connectors.gemini:Gemini",
+    "HUOBI": "connectors.htx:HTX",
 }
 
 

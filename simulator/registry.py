@@ -13,6 +13,8 @@ VENUES = {
     "bybit": "simulator.bybit:BybitVenue",
     "bybit_spot": "simulator.bybit:BybitSpotVenue",
     "bybit_inverse": "simulator.bybit:BybitInverseVenue",
+    "gemini": "simulator.gemini:GeminiVenue",
+    "htx": "simulator.htx:HTXVenue",
 }
 
 # how each venue spells a (base, quote) pair natively
@@ -25,8 +27,15 @@ SPELLING = {
     "bybit": "{b}{q}",
     "bybit_spot": "{b}{q}",
     "bybit_inverse": "{b}{q}",
+    "bitstamp": "{b}{q}",
+    "gemini": "{b}{q}",
+    "htx": "{b}{q}",
+    "kucoin": "{b}-{q}",
+    "gateio": "{b}_{q}",
 }
-QUOTES = {"kraken": "USD", "coinbase": "USD", "bybit_inverse": "USD"}
+QUOTES = {"kraken": "USD", "coinbase": "USD", "bybit_inverse": "USD", "gemini": "USD",
+          "bitstamp": "USD"}
+LOWERCASE = {"htx", "bitstamp"}  # venues that spell symbols in lower case
 BASES = ["BTC", "ETH", "SOL", "XRP", "DOGE", "ADA", "AVAX", "LINK", "DOT", "LTC", "TRX",
          "BCH", "ATOM", "UNI", "ETC", "FIL", "APT", "ARB", "OP", "NEAR"]
 
@@ -43,4 +52,5 @@ def symbol_names(exchange: str, n: int) -> list[str]:
     """n native symbol names: well-known bases first, then synthetic ones (S0021...)."""
     quote = QUOTES.get(exchange, "USDT")
     bases = BASES[:n] + [f"S{i:04d}" for i in range(len(BASES), n)]
-    return [SPELLING[exchange].format(b=b, q=quote) for b in bases]
+    names = [SPELLING[exchange].format(b=b, q=quote) for b in bases]
+    return [n.lower() for n in names] if exchange in LOWERCASE else names
