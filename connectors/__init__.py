@@ -17,6 +17,7 @@ PROTOCOLS = {
     "bybit": "connectors.bybit:Bybit",
     "bybit_spot": "connectors.bybit:BybitSpot",
     "bybit_inverse": "connectors.bybit:BybitInverse",
+    "bitstamp": "connectors.bitstamp:Bitstamp",
     "gemini": "connectors.gemini:Gemini",
     "htx": "connectors.htx:HTX",
 }
@@ -29,6 +30,7 @@ RECORDINGS = {
     "KRAKEN": "connectors.kraken:KrakenV1",
     "OKX": "connectors.okx:OKX",
     "COINBASE": "connectors.coinbase:CoinbaseExchange",
+    "BITSTAMP": "connectors.bitstamp:Bitstamp",
     "GEMINI": "connectors.gemini:Gemini",
     "HUOBI": "connectors.htx:HTX",
 }

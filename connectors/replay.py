@@ -139,6 +139,9 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
     warm_up()
     t0 = time.perf_counter()
     proto.on_connect()
+    while proto.rest_requests:  # snapshots asked for at connect (Bitstamp asks for all)
+        req = proto.rest_requests.popleft()
+        pending[req.symbol] = req
     since_drain = 0
     since_bytes = 0
     handle_frame = proto.handle_frame

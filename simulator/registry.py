@@ -13,6 +13,7 @@ VENUES = {
     "bybit": "simulator.bybit:BybitVenue",
     "bybit_spot": "simulator.bybit:BybitSpotVenue",
     "bybit_inverse": "simulator.bybit:BybitInverseVenue",
+    "bitstamp": "simulator.bitstamp:BitstampVenue",
     "gemini": "simulator.gemini:GeminiVenue",
     "htx": "simulator.htx:HTXVenue",
 }
