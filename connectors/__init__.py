@@ -20,6 +20,7 @@ PROTOCOLS = {
     "bitstamp": "connectors.bitstamp:Bitstamp",
     "gemini": "connectors.gemini:Gemini",
     "htx": "connectors.htx:HTX",
+    "gateio": "connectors.gateio:GateIO",
 }
 
 # which protocol replays which recorded session (file-name prefix in ../shared/recorded);
@@ -33,6 +34,7 @@ RECORDINGS = {
     "BITSTAMP": "connectors.bitstamp:Bitstamp",
     "GEMINI": "connectors.gemini:Gemini",
     "HUOBI": "connectors.htx:HTX",
+    "GATEIO": "connectors.gateio:GateIO",
 }
 
 

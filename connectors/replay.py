@@ -49,6 +49,7 @@ class ReplayResult:
     stats: ExchangeStats | None = None
     store: BookStore | None = None
     symbols: list[str] = field(default_factory=list)
+    depth: int = 0            # levels each book keeps (the store's rows may be longer)
 
     @property
     def ok(self) -> bool:
@@ -127,7 +128,7 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
     wstats = np.zeros(S_WORDS, np.int64)
     hdr, px, sz = store.hdr, store.px, store.sz
     res = ReplayResult(cls.exchange, recording, books=len(symbols), stats=proto.stats,
-                       store=store, symbols=symbols)
+                       store=store, symbols=symbols, depth=depth)
     # (is websocket, frame or HTTP record, receive ns): decoded from the file up front
     events = [(ev.source == "ws", ev.record.data if ev.source == "ws" else ev.record,
                int(ev.record.ts * 1e9))

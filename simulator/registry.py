@@ -16,6 +16,7 @@ VENUES = {
     "bitstamp": "simulator.bitstamp:BitstampVenue",
     "gemini": "simulator.gemini:GeminiVenue",
     "htx": "simulator.htx:HTXVenue",
+    "gateio": "simulator.gateio:GateIOVenue",
 }
 
 # how each venue spells a (base, quote) pair natively
