@@ -20,6 +20,7 @@ PROTOCOLS = {
     "bitstamp": "connectors.bitstamp:Bitstamp",
     "gemini": "connectors.gemini:Gemini",
     "htx": "connectors.htx:HTX",
+    "kucoin": "connectors.kucoin:KuCoin",
     "gateio": "connectors.gateio:GateIO",
 }
 
@@ -34,6 +35,7 @@ RECORDINGS = {
     "BITSTAMP": "connectors.bitstamp:Bitstamp",
     "GEMINI": "connectors.gemini:Gemini",
     "HUOBI": "connectors.htx:HTX",
+    "KUCOIN": "connectors.kucoin:KuCoin",
     "GATEIO": "connectors.gateio:GateIO",
 }
 

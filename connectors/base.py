@@ -79,6 +79,7 @@ class RestRequest:
     symbol: str
     url: str
     kind: str = "snapshot"
+    method: str = "GET"
 
 
 @dataclass(slots=True)
@@ -199,6 +200,11 @@ class Protocol:
 
     def ping_message(self) -> str | None:
         return None
+
+    def pre_connect_requests(self) -> list[RestRequest]:
+        """REST calls to make before each websocket connect (KuCoin's token); their
+        answers go to handle_rest before the connection opens."""
+        return []
 
     def rest_symbol(self, url: str) -> str | None:
         """Which symbol a (recorded) REST snapshot URL is for; None if not a snapshot."""

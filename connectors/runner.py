@@ -48,7 +48,8 @@ class Connection:
             started = time.monotonic()
             try:
                 await self._session(stop)
-            except (TimeoutError, OSError, websockets.WebSocketException) as exc:
+            except (TimeoutError, OSError, websockets.WebSocketException,
+                    aiohttp.ClientError) as exc:
                 log.warning("%s: connection lost: %s: %s", self.name, type(exc).__name__, exc)
             finally:
                 self.connected.clear()
@@ -71,6 +72,13 @@ class Connection:
 
     async def _session(self, stop: asyncio.Event) -> None:
         p = self.protocol
+        for req in p.pre_connect_requests():
+            async with self.http.request(req.method, req.url,
+                                         timeout=aiohttp.ClientTimeout(total=10)) as r:
+                body = await r.read()
+                if r.status != 200:
+                    raise OSError(f"{req.method} {req.url} -> HTTP {r.status}")
+            p.handle_rest(req, body, time.monotonic_ns())
         async with websockets.connect(p.ws_url, max_size=2**24, open_timeout=10,
                                       ping_interval=20, ping_timeout=20,
                                       close_timeout=2, compression="deflate") as ws:

@@ -16,6 +16,7 @@ VENUES = {
     "bitstamp": "simulator.bitstamp:BitstampVenue",
     "gemini": "simulator.gemini:GeminiVenue",
     "htx": "simulator.htx:HTXVenue",
+    "kucoin": "simulator.kucoin:KuCoinVenue",
     "gateio": "simulator.gateio:GateIOVenue",
 }
 
