@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 from numba import njit
 
-from connectors.publish import join_pairs
+from connectors.publish import find_bytes, join_pairs
 from connectors.recorded import Frame, load_session
 from connectors.replay import registry, replay_session, warm_up
 from engine.fixedpoint import parse_fixed, to_fixed
@@ -51,21 +51,6 @@ def bench_recordings(directory, names=FIRST_SIX, repeats: int = 5) -> dict[str, 
                      "us_per_message": round(best.seconds / max(best.frames, 1) * 1e6, 2),
                      "ok": s["ok"]}
     return out
-
-
-@njit(nogil=True, cache=True)
-def _find(buf, key, start):
-    n = len(buf)
-    k = len(key)
-    i = start
-    while i + k <= n:
-        j = 0
-        while j < k and buf[i + j] == key[j]:
-            j += 1
-        if j == k:
-            return i + k
-        i += 1
-    return -1
 
 
 @njit(nogil=True, cache=True)
@@ -110,13 +95,13 @@ def _levels_at(buf, i, pdec, sdec, out, k):
 @njit(nogil=True, cache=True)
 def scan_depth_frame(buf, pdec, sdec, out):
     """Path C: U, u and all levels of a Binance depthUpdate frame, from the bytes."""
-    U = _int_at(buf, _find(buf, b'"U":', 0))
-    u = _int_at(buf, _find(buf, b'"u":', 0))
+    U = _int_at(buf, find_bytes(buf, b'"U":', 0))
+    u = _int_at(buf, find_bytes(buf, b'"u":', 0))
     k = 0
-    b = _find(buf, b'"b":', 0)
+    b = find_bytes(buf, b'"b":', 0)
     if b >= 0:
         k, _ = _levels_at(buf, b, pdec, sdec, out, k)
-    a = _find(buf, b'"a":', 0)
+    a = find_bytes(buf, b'"a":', 0)
     if a >= 0:
         k, _ = _levels_at(buf, a, pdec, sdec, out, k)
     return U, u, k

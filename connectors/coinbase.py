@@ -65,7 +65,8 @@ from functools import lru_cache
 
 import orjson
 
-from connectors.base import Instrument, MalformedFrame, Protocol
+from connectors.base import Instrument, MalformedFrame
+from connectors.resubscribe import ResubscribingProtocol
 from engine.fixedpoint import decimals_for
 
 log = logging.getLogger("hftbook.connectors")
@@ -143,7 +144,7 @@ def best_levels(pairs: list, bid: bool, depth: int) -> tuple[bytes, bytes]:
 
 
 # -- shared state machine --------------------------------------------------------------------
-class _CoinbaseFeed(Protocol):
+class _CoinbaseFeed(ResubscribingProtocol):
     """What both dialects share: books go live on a websocket snapshot; a resync is an
     unsubscribe + subscribe of the book channel, batched per frame or health check so a
     connection-wide event costs two messages, not two per book."""
@@ -151,64 +152,15 @@ class _CoinbaseFeed(Protocol):
     depth = 5000
     max_symbols_per_connection = 50
     subscribe_batch = 50
-    snapshot_timeout = 20.0       # seconds a (re)subscribed book may wait for its snapshot
     instruments_path = ""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.live = dict.fromkeys(self.targets, False)
-        self.waiting: dict[str, float] = {}    # symbol -> monotonic time (re)subscribed
         self.heartbeats = 0
-        self._resubscribe: set[str] = set()
 
     @classmethod
     def instrument_urls(cls) -> list[str]:
         return [cls.rest_url + cls.instruments_path]
-
-    # -- to implement ------------------------------------------------------------------
-    def book_channel_messages(self, kind: str, symbols: list[str]) -> list[str]:
-        """``subscribe``/``unsubscribe`` frames for the book channel of ``symbols``."""
-        raise NotImplementedError
-
-    # -- lifecycle -----------------------------------------------------------------------
-    def on_connect(self) -> None:
-        self.outbox.clear()            # requests meant for the previous connection
-        self._resubscribe.clear()
-        super().on_connect()
-        now = time.monotonic()
-        self.waiting = dict.fromkeys(self.targets, now)
-
-    def on_disconnect(self) -> None:
-        super().on_disconnect()
-        self.waiting.clear()
-        self._resubscribe.clear()
-
-    def reset_symbol(self, symbol: str) -> None:
-        self.live[symbol] = False
-
-    def request_resync(self, symbol: str) -> None:
-        self._resubscribe.add(symbol)
-
-    def handle_frame(self, frame: bytes | str, recv_ns: int) -> None:
-        super().handle_frame(frame, recv_ns)
-        if self._resubscribe:
-            self._flush_resubscribes()
-
-    def check_health(self, symbols=None) -> None:
-        super().check_health(symbols)
-        if self._resubscribe:
-            self._flush_resubscribes()
-        self._check_snapshot_timeouts()
-
-    def _flush_resubscribes(self) -> None:
-        symbols = [s for s in self.targets if s in self._resubscribe]
-        self._resubscribe.clear()
-        now = time.monotonic()
-        for batch in self.symbol_batches(symbols):
-            self.outbox.extend(self.book_channel_messages("unsubscribe", batch))
-            self.outbox.extend(self.book_channel_messages("subscribe", batch))
-            for s in batch:
-                self.waiting[s] = now
 
     def unattributable(self, reason: str) -> MalformedFrame:
         """A book message that names no book: any book may have missed it, so every book
@@ -216,18 +168,6 @@ class _CoinbaseFeed(Protocol):
         for s in self.targets:
             self.resync(s, "unattributable book message")
         return MalformedFrame(reason)
-
-    def _check_snapshot_timeouts(self) -> None:
-        if not self.waiting or self.reconnect_requested:
-            return
-        now = time.monotonic()
-        late = [s for s, t in self.waiting.items() if now - t > self.snapshot_timeout]
-        if late:
-            log.warning("%s: no snapshot for %s within %.0fs: reconnecting", self.exchange,
-                        ", ".join(late[:5]), self.snapshot_timeout)
-            self.stats.reasons["snapshot timeout"] += 1
-            self.waiting.clear()
-            self.reconnect_requested = True
 
     # -- publishing ----------------------------------------------------------------------
     def _snapshot(self, symbol: str, bids: list, asks: list, seq: int, ts_ns: int,
@@ -238,8 +178,7 @@ class _CoinbaseFeed(Protocol):
         except _BAD_INPUT as exc:
             raise MalformedFrame(f"bad snapshot level: {type(exc).__name__}", symbol) from exc
         if self.publish(symbol, b, a, seq, ts_ns, recv_ns, snapshot=True, live=True):
-            self.live[symbol] = True
-            self.waiting.pop(symbol, None)
+            self.snapshot_applied(symbol)
 
     def _update(self, symbol: str, bids: tuple[bytes, bytes], asks: tuple[bytes, bytes],
                 seq: int, ts_ns: int, recv_ns: int) -> None:

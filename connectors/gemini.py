@@ -55,14 +55,14 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 
 import orjson
 
-from connectors.base import ConfigError, Instrument, MalformedFrame, Protocol
+from connectors.base import ConfigError, Instrument, MalformedFrame
 from connectors.publish import join_levels
+from connectors.resubscribe import ResubscribingProtocol
 from engine.constants import NO_SEQ
 from engine.fixedpoint import MAX_DECIMALS, decimals_for
 
@@ -106,24 +106,20 @@ def split_changes(changes) -> tuple[list, list]:
     return buys, sells
 
 
-class Gemini(Protocol):
+class Gemini(ResubscribingProtocol):
     exchange = "gemini"
     ws_url = "wss://api.gemini.com/v2/marketdata"
     rest_url = "https://api.gemini.com"
     max_symbols_per_connection = 50    # not documented: our own choice
     subscribe_batch = 50
     depth = 5000
-    snapshot_timeout = 20.0            # seconds a (re)subscribed book may wait
     # instrument paging: REST base -> the symbol list being walked (fetch_instruments
     # is sequential per venue; next_instrument_url sees only a URL and a body)
     _pending: dict[str, list[str]] = {}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.live = dict.fromkeys(self.targets, False)
-        self.waiting: dict[str, float] = {}   # symbol -> monotonic time (re)subscribed
         self.heartbeats = 0
-        self._resubscribe: set[str] = set()
 
     # -- instruments -------------------------------------------------------------------
     @classmethod
@@ -192,55 +188,8 @@ class Gemini(Protocol):
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
         return [self.book_request("subscribe", b) for b in self.symbol_batches(symbols)]
 
-    def on_connect(self) -> None:
-        self.outbox.clear()            # requests meant for the previous connection
-        self._resubscribe.clear()
-        super().on_connect()
-        self.waiting = dict.fromkeys(self.targets, time.monotonic())
-
-    def on_disconnect(self) -> None:
-        super().on_disconnect()
-        self.waiting.clear()
-        self._resubscribe.clear()
-
-    def reset_symbol(self, symbol: str) -> None:
-        self.live[symbol] = False
-
-    def request_resync(self, symbol: str) -> None:
-        self._resubscribe.add(symbol)
-
-    def handle_frame(self, frame: bytes | str, recv_ns: int) -> None:
-        super().handle_frame(frame, recv_ns)
-        if self._resubscribe:
-            self._flush_resubscribes()
-
-    def check_health(self, symbols=None) -> None:
-        super().check_health(symbols)
-        if self._resubscribe:
-            self._flush_resubscribes()
-        self._check_snapshot_timeouts()
-
-    def _flush_resubscribes(self) -> None:
-        symbols = [s for s in self.targets if s in self._resubscribe]
-        self._resubscribe.clear()
-        now = time.monotonic()
-        for batch in self.symbol_batches(symbols):
-            self.outbox.append(self.book_request("unsubscribe", batch))
-            self.outbox.append(self.book_request("subscribe", batch))
-            for s in batch:
-                self.waiting[s] = now
-
-    def _check_snapshot_timeouts(self) -> None:
-        if not self.waiting or self.reconnect_requested:
-            return
-        now = time.monotonic()
-        late = [s for s, t in self.waiting.items() if now - t > self.snapshot_timeout]
-        if late:
-            log.warning("gemini: no snapshot for %s within %.0fs: reconnecting",
-                        ", ".join(late[:5]), self.snapshot_timeout)
-            self.stats.reasons["snapshot timeout"] += 1
-            self.waiting.clear()
-            self.reconnect_requested = True
+    def book_channel_messages(self, kind: str, symbols: list[str]) -> list[str]:
+        return [self.book_request(kind, symbols)]
 
     # -- frames ------------------------------------------------------------------------
     def on_message(self, frame: bytes | str, recv_ns: int) -> None:
@@ -283,7 +232,6 @@ class Gemini(Protocol):
         if snapshot:
             if self.publish(symbol, bids, asks, NO_SEQ, 0, recv_ns, snapshot=True,
                             live=True):
-                self.live[symbol] = True
-                self.waiting.pop(symbol, None)
+                self.snapshot_applied(symbol)
         else:
             self.publish(symbol, bids, asks, NO_SEQ, 0, recv_ns)
