@@ -54,7 +54,6 @@ does not speak it.
 from __future__ import annotations
 
 import json
-import logging
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 
@@ -66,7 +65,6 @@ from connectors.resubscribe import ResubscribingProtocol
 from engine.constants import NO_SEQ
 from engine.fixedpoint import MAX_DECIMALS, decimals_for
 
-log = logging.getLogger("hftbook.connectors")
 
 SYMBOLS_PATH = "/v1/symbols"
 DETAILS_PATH = "/v1/symbols/details/"
