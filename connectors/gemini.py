@@ -65,7 +65,6 @@ from connectors.resubscribe import ResubscribingProtocol
 from engine.constants import NO_SEQ
 from engine.fixedpoint import MAX_DECIMALS, decimals_for
 
-
 SYMBOLS_PATH = "/v1/symbols"
 DETAILS_PATH = "/v1/symbols/details/"
 HEADROOM = 2          # decimals beyond the increments (finer resting orders)
