@@ -200,13 +200,16 @@ def warm_up() -> None:
     global _warm
     if _warm:
         return
-    from connectors.publish import push_message, push_status
+    from connectors.publish import RAW_MAX_LEVELS, push_message, push_raw_keyed, push_status
 
     store = BookStore(1, 8)
     pool = RingPool(1, 64)
     push_status(pool.ctl[0], pool.data[0], 0, 1)
     push_message(pool.ctl[0], pool.data[0], 0, True, b"1", b"1", b"2", b"1", 0, 0, 1, 0, 0,
                  0, 0, -1)
+    push_raw_keyed(pool.ctl[0], pool.data[0], 0, b'{"b":[["1","1"]]}', b'"b":', b'"a":',
+                   b'"c":"', 0, 0, 1, 0, 0, False, np.zeros((5, 2 * RAW_MAX_LEVELS), np.int64),
+                   False, -1)
     ring_drain(pool.ctl[0], pool.data[0], store.hdr, store.px, store.sz, 64,
                np.zeros(0, np.int64), np.zeros(S_WORDS, np.int64))
     _warm = True
