@@ -201,6 +201,10 @@ class Protocol:
     def ping_message(self) -> str | None:
         return None
 
+    def flush(self) -> None:
+        """Publish anything held back to batch frames that arrived together (the runner
+        calls it after every frame, replay before every writer drain)."""
+
     def pre_connect_requests(self) -> list[RestRequest]:
         """REST calls to make before each websocket connect (KuCoin's token); their
         answers go to handle_rest before the connection opens."""

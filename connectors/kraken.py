@@ -41,10 +41,16 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from operator import itemgetter
 
+import numpy as np
 import orjson
 
 from connectors.base import ConfigError, Instrument, MalformedFrame, Protocol
-from connectors.publish import join_levels
+from connectors.publish import (
+    NO_CHECKSUM,
+    RAW_MAX_LEVELS,
+    join_levels,
+    push_raw_keyed_batch,
+)
 from engine.checksum import CK_KRAKEN
 from engine.constants import NO_SEQ
 from engine.fixedpoint import to_fixed
@@ -410,6 +416,12 @@ class KrakenV1(Kraken):
     ws_url = "wss://ws.kraken.com"
     ping_interval = 20.0
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._held: list[tuple[bytes, str, int]] = []   # book updates awaiting flush()
+        rings = {id(t.ctl): t.ctl for t in self.targets.values()}
+        self._ring_ctl = next(iter(rings.values())) if len(rings) == 1 else None
+
     @classmethod
     def native_name(cls, wsname: str) -> str:
         return wsname
@@ -454,6 +466,46 @@ class KrakenV1(Kraken):
     def on_message(self, frame: bytes | str, recv_ns: int) -> None:
         if self._fast_update(frame, recv_ns):
             return
+        self.flush()                # keep frame order: held updates go first
+        self._ordinary(frame, recv_ns)
+
+    def flush(self) -> None:
+        """Publish the held book updates in one Numba call; a frame the raw path
+        refuses goes through the ordinary path, in order, and the batch resumes."""
+        held = self._held
+        if not held:
+            return
+        self._held = []
+        bufs = [h[0] for h in held]
+        ends = np.cumsum([len(b) for b in bufs], dtype=np.int64)
+        starts = ends - np.array([len(b) for b in bufs], dtype=np.int64)
+        frames = np.frombuffer(b"".join(bufs), dtype=np.uint8)
+        t = self.targets
+        syms = [h[1] for h in held]
+        books = np.array([t[s].book for s in syms], dtype=np.int64)
+        pdecs = np.array([self.instruments[s].price_decimals for s in syms], dtype=np.int64)
+        sdecs = np.array([self.instruments[s].size_decimals for s in syms], dtype=np.int64)
+        recvs = np.array([h[2] for h in held], dtype=np.int64)
+        levels = np.zeros(len(held), dtype=np.int64)
+        if self._raw_scratch is None:
+            self._raw_scratch = np.zeros((5, 2 * max(RAW_MAX_LEVELS, self.depth)), np.int64)
+        ctl, data = t[syms[0]].ctl, t[syms[0]].data   # one ring per connection
+        scheme = self.checksum_scheme if self.verify_checksums else NO_CHECKSUM
+        i = 0
+        while i < len(held):
+            reached, _ = push_raw_keyed_batch(
+                ctl, data, frames, starts, ends, books, pdecs, sdecs, recvs, i, b'"b":',
+                b'"a":', b'"c":"', scheme, True, self._raw_scratch, levels)
+            for k in range(i, reached):
+                st = self.stats.sym(syms[k])
+                st.messages += 1
+                st.levels += int(levels[k])
+                self.touched.add(syms[k])
+            if reached < len(held):
+                self._ordinary(bufs[reached], int(recvs[reached]))
+            i = reached + 1
+
+    def _ordinary(self, frame: bytes | str, recv_ns: int) -> None:
         msg = orjson.loads(frame)   # v1 quotes every decimal: no number to keep exact
         if isinstance(msg, dict):
             self._on_event(msg)
@@ -495,12 +547,13 @@ class KrakenV1(Kraken):
             return False
         if b's":' in buf:            # a snapshot ("as"/"bs")
             return self._fast_snapshot(buf, symbol, sync, recv_ns)
-        if not sync.live:
+        if not sync.live or self.targets[symbol].ctl is not self._ring_ctl:
             return False
-        return self.publish_raw_keyed(symbol, buf, b'"b":', b'"a":', b'"c":"', NO_SEQ,
-                                      recv_ns, deletes_first=True)
+        self._held.append((buf, symbol, recv_ns))   # published by flush()
+        return True
 
     def _fast_snapshot(self, buf: bytes, symbol: str, sync: _Sync, recv_ns: int) -> bool:
+        self.flush()
         """A book snapshot ("as"/"bs" arrays) parsed straight from the bytes; v1
         snapshots carry no checksum.  False: take the ordinary path."""
         apos = buf.find(b'"as":')

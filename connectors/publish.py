@@ -435,3 +435,22 @@ def push_raw_keyed(ctl, data, book, buf, bid_key, ask_key, ck_key, pdec, sdec, s
                                  ck_scheme if has_ck else NO_CHECKSUM, ck, deletes_first,
                                  scratch, clear, status_after)
     return res, n, ts, has_ck
+
+
+@njit(nogil=True, cache=True)
+def push_raw_keyed_batch(ctl, data, frames, starts, ends, books, pdecs, sdecs, recvs, first,
+                         bid_key, ask_key, ck_key, ck_scheme, deletes_first, scratch,
+                         levels_out):
+    """push_raw_keyed for frames[starts[i]:ends[i]], i = first.. in order, stopping at the
+    first frame it cannot take.  Returns (index reached, result there): the caller hands
+    that frame to the ordinary path and resumes after it.  One call for a burst of
+    frames instead of one per frame."""
+    n = starts.shape[0]
+    for i in range(first, n):
+        res, lv, _, _ = push_raw_keyed(ctl, data, books[i], frames[starts[i]:ends[i]], bid_key,
+                                       ask_key, ck_key, pdecs[i], sdecs[i], -1, recvs[i],
+                                       ck_scheme, deletes_first, scratch, False, -1)
+        if res != PUSH_OK:
+            return i, res
+        levels_out[i] = lv
+    return n, PUSH_OK

@@ -149,19 +149,21 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
     for is_ws, payload, recv_ns in events:
         if is_ws:
             res.frames += 1
-            handle_frame(payload, recv_ns)
+            handle_frame(payload, recv_ns)  # a REST event below flushes held frames first
             since_drain += 1
             since_bytes += len(payload)
             if since_drain < drain_every and since_bytes < byte_budget \
                     and not proto.rest_requests:
                 continue
         else:
+            proto.flush()
             sym = proto.rest_symbol(payload.url)
             req = pending.pop(sym, None) if sym else None
             if req is None:
                 res.unrequested_snapshots += 1
                 continue
             proto.handle_rest(req, payload.body, recv_ns)
+        proto.flush()
         ring_drain(ctl, data, hdr, px, sz, 1 << 20, hist, wstats)
         since_drain = 0
         since_bytes = 0
@@ -175,6 +177,7 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
             req = proto.rest_requests.popleft()
             pending[req.symbol] = req
         proto.outbox.clear()  # resubscribes cannot be sent to a recording
+    proto.flush()
     ring_drain(ctl, data, hdr, px, sz, 1 << 20, hist, wstats)
     proto.check_health(proto.touched)
     ring_drain(ctl, data, hdr, px, sz, 1 << 20, hist, wstats)

@@ -110,6 +110,7 @@ class Connection:
                     frame = recv.result()
                     self.frames += 1
                     p.handle_frame(frame, time.monotonic_ns())
+                    p.flush()
                     await self._flush(ws)
                     if p.reconnect_requested:
                         log.info("%s: venue asked for a reconnect", self.name)

@@ -40,16 +40,33 @@ def _crc_byte(crc, b):
     return (crc >> 8) ^ CRC_TABLE[(crc ^ b) & 0xFF]
 
 
+_TEN = np.uint64(10)
+
+
+@njit(nogil=True, inline="always")
+def _crc_reversed(crc, rev, n):
+    """Feed n digits held least significant first in ``rev`` (uint64)."""
+    for _ in range(n):
+        crc = _crc_byte(crc, 48 + np.int64(rev % _TEN))
+        rev //= _TEN
+    return crc
+
+
 @njit(nogil=True)
 def _crc_digits(crc, v):
-    """Feed the decimal digits of v >= 0 (no leading zeros; "0" for 0)."""
-    p = 1
-    while p <= v // 10:
-        p *= 10
-    while p > 0:
-        crc = _crc_byte(crc, 48 + (v // p) % 10)
-        p //= 10
-    return crc
+    """Feed the decimal digits of v >= 0 (no leading zeros; "0" for 0).  The digits are
+    reversed into a uint64 first (19 digits fit), so every division is by the constant
+    10, which compiles to a multiply: ~10x faster than dividing by powers of ten."""
+    if v == 0:
+        return _crc_byte(crc, 48)
+    u = np.uint64(v)
+    rev = np.uint64(0)
+    n = 0
+    while u:
+        rev = rev * _TEN + u % _TEN
+        u //= _TEN
+        n += 1
+    return _crc_reversed(crc, rev, n)
 
 
 @njit(nogil=True)
@@ -58,24 +75,22 @@ def _crc_fixed_text(crc, v, decimals):
     if v < 0:
         crc = _crc_byte(crc, 45)
         v = -v
-    scale = 1
+    u = np.uint64(v)
+    frac = np.uint64(0)   # the fraction digits, least significant first, with their count
+    nd = 0
+    stripping = True      # trailing zeros of the fraction are not written
     for _ in range(decimals):
-        scale *= 10
-    whole = v // scale
-    frac = v % scale
-    crc = _crc_digits(crc, whole)
-    if frac:
-        nd = decimals
-        while frac % 10 == 0:
-            frac //= 10
-            nd -= 1
+        d = u % _TEN
+        u //= _TEN
+        if stripping and d == 0:
+            continue
+        stripping = False
+        frac = frac * _TEN + d
+        nd += 1
+    crc = _crc_digits(crc, np.int64(u))
+    if nd:  # frac was built from the right, so its lowest digit is the first to write
         crc = _crc_byte(crc, 46)
-        p = 1
-        for _ in range(nd - 1):
-            p *= 10
-        while p > 0:  # leading zeros of the fraction are significant here
-            crc = _crc_byte(crc, 48 + (frac // p) % 10)
-            p //= 10
+        crc = _crc_reversed(crc, frac, nd)
     return crc
 
 

@@ -21,6 +21,8 @@ from engine.constants import (
     H_DEPTH_DROPS,
     H_EXCH_SEQ,
     H_MESSAGES,
+    H_NASK,
+    H_NBID,
     H_STALE_EVENTS,
     H_STATUS,
     H_UPDATES,
@@ -254,3 +256,41 @@ def test_a_book_keeps_exactly_its_configured_levels_not_the_rounded_row():
     assert [p for p, _ in book_levels(store, 1, BID)] == [119, 118, 117]
     with pytest.raises(ValueError, match="max_levels"):
         store.configure(1, "B", 0, 0, max_levels=17)
+
+
+@settings(max_examples=200, deadline=None)
+@given(levels=st.lists(st.tuples(st.integers(1, 10**18), st.integers(0, 10**18)), min_size=1,
+                       max_size=30), pdec=st.integers(0, 12), sdec=st.integers(0, 12))
+def test_checksum_text_matches_python_formatting(levels, pdec, sdec):
+    """Both schemes against zlib over text formatted in Python, for any magnitudes."""
+    import zlib
+
+    from engine.checksum import CK_KRAKEN, CK_OKX, book_checksum
+    from engine.fixedpoint import from_fixed
+
+    store = BookStore(1, 32)
+    store.configure(0, "X", pdec, sdec)
+    bids = sorted({p: q for p, q in levels})
+    asks = sorted({p + 10**18: q for p, q in levels}, reverse=True)
+    sz = dict(levels)
+    for side, prices in ((BID, bids), (ASK, asks)):
+        for i, p in enumerate(prices[-32:]):
+            store.px[0, side, i] = p
+            store.sz[0, side, i] = sz[p if side == BID else p - 10**18]
+        store.hdr[H_NBID if side == BID else H_NASK] = len(prices[-32:])
+    nb, na = int(store.hdr[H_NBID]), int(store.hdr[H_NASK])
+    bid_l = [(int(store.px[0, BID, nb - 1 - k]), int(store.sz[0, BID, nb - 1 - k]))
+             for k in range(nb)]
+    ask_l = [(int(store.px[0, ASK, na - 1 - k]), int(store.sz[0, ASK, na - 1 - k]))
+             for k in range(na)]
+    kraken = "".join(f"{p}{q}" for p, q in ask_l[:10] + bid_l[:10])
+    assert book_checksum(store.hdr, store.px, store.sz, 0, CK_KRAKEN) == \
+        zlib.crc32(kraken.encode())
+    parts = []
+    for k in range(25):
+        if k < nb:
+            parts += [from_fixed(bid_l[k][0], pdec), from_fixed(bid_l[k][1], sdec)]
+        if k < na:
+            parts += [from_fixed(ask_l[k][0], pdec), from_fixed(ask_l[k][1], sdec)]
+    assert book_checksum(store.hdr, store.px, store.sz, 0, CK_OKX) == \
+        zlib.crc32(":".join(parts).encode())
