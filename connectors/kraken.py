@@ -418,9 +418,17 @@ class KrakenV1(Kraken):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._held: list[tuple[bytes, str, int]] = []   # book updates awaiting flush()
-        rings = {id(t.ctl): t.ctl for t in self.targets.values()}
-        self._ring_ctl = next(iter(rings.values())) if len(rings) == 1 else None
+        self._held: list[tuple[bytes, int, int]] = []   # updates awaiting flush()
+        self._names = list(self.targets)
+        self._pairs = {s.encode(): s for s in self.targets}  # wire bytes -> native pair
+        self._index = {s: i for i, s in enumerate(self._names)}
+        self._params = [np.array([f(s) for s in self._names], dtype=np.int64) for f in (
+            lambda s: self.targets[s].book, lambda s: self.instruments[s].price_decimals,
+            lambda s: self.instruments[s].size_decimals)]
+        rings = {id(t.ctl): (t.ctl, t.data) for t in self.targets.values()}
+        # the batch path needs one ring for all books (the normal case: one per connection)
+        self._ring_ctl, self._ring_data = next(iter(rings.values())) if len(rings) == 1 \
+            else (None, None)
 
     @classmethod
     def native_name(cls, wsname: str) -> str:
@@ -466,8 +474,15 @@ class KrakenV1(Kraken):
     def on_message(self, frame: bytes | str, recv_ns: int) -> None:
         if self._fast_update(frame, recv_ns):
             return
-        self.flush()                # keep frame order: held updates go first
+        if self._may_touch_books(frame):
+            self.flush()            # keep book order: held updates go first
         self._ordinary(frame, recv_ns)
+
+    @staticmethod
+    def _may_touch_books(frame: bytes | str) -> bool:
+        """Book frames and book subscription events must follow the held updates;
+        heartbeats, trades and tickers need not, so they do not break a batch."""
+        return ("book" in frame) if isinstance(frame, str) else (b"book" in frame)
 
     def flush(self) -> None:
         """Publish the held book updates in one Numba call; a frame the raw path
@@ -476,31 +491,32 @@ class KrakenV1(Kraken):
         if not held:
             return
         self._held = []
-        bufs = [h[0] for h in held]
-        ends = np.cumsum([len(b) for b in bufs], dtype=np.int64)
-        starts = ends - np.array([len(b) for b in bufs], dtype=np.int64)
+        bufs, idx, recv = zip(*held)
+        lens = np.fromiter(map(len, bufs), np.int64, len(bufs))
+        ends = np.cumsum(lens)
+        starts = ends - lens
         frames = np.frombuffer(b"".join(bufs), dtype=np.uint8)
-        t = self.targets
-        syms = [h[1] for h in held]
-        books = np.array([t[s].book for s in syms], dtype=np.int64)
-        pdecs = np.array([self.instruments[s].price_decimals for s in syms], dtype=np.int64)
-        sdecs = np.array([self.instruments[s].size_decimals for s in syms], dtype=np.int64)
-        recvs = np.array([h[2] for h in held], dtype=np.int64)
+        idx = np.array(idx, dtype=np.int64)
+        recvs = np.array(recv, dtype=np.int64)
+        books, pdecs, sdecs = self._params[0][idx], self._params[1][idx], self._params[2][idx]
         levels = np.zeros(len(held), dtype=np.int64)
         if self._raw_scratch is None:
             self._raw_scratch = np.zeros((5, 2 * max(RAW_MAX_LEVELS, self.depth)), np.int64)
-        ctl, data = t[syms[0]].ctl, t[syms[0]].data   # one ring per connection
         scheme = self.checksum_scheme if self.verify_checksums else NO_CHECKSUM
         i = 0
         while i < len(held):
             reached, _ = push_raw_keyed_batch(
-                ctl, data, frames, starts, ends, books, pdecs, sdecs, recvs, i, b'"b":',
-                b'"a":', b'"c":"', scheme, True, self._raw_scratch, levels)
-            for k in range(i, reached):
-                st = self.stats.sym(syms[k])
-                st.messages += 1
-                st.levels += int(levels[k])
-                self.touched.add(syms[k])
+                self._ring_ctl, self._ring_data, frames, starts, ends, books, pdecs, sdecs,
+                recvs, i, b'"b":', b'"a":', b'"c":"', scheme, True, self._raw_scratch, levels)
+            if reached > i:  # counters per symbol for the frames published
+                msgs = np.bincount(idx[i:reached], minlength=len(self._names))
+                lvls = np.bincount(idx[i:reached], weights=levels[i:reached],
+                                   minlength=len(self._names))
+                for k in np.flatnonzero(msgs):
+                    st = self.stats.sym(self._names[k])
+                    st.messages += int(msgs[k])
+                    st.levels += int(lvls[k])
+                    self.touched.add(self._names[k])
             if reached < len(held):
                 self._ordinary(bufs[reached], int(recvs[reached]))
             i = reached + 1
@@ -538,18 +554,19 @@ class KrakenV1(Kraken):
         other shape, or anything the scanner does not expect, returns False and the frame
         takes the ordinary path."""
         buf = frame.encode() if isinstance(frame, str) else frame
-        if not buf.endswith(b'"]') or b'"book-' not in buf:
+        n = len(buf)
+        if not buf.endswith(b'"]') or buf.find(b'"book-', n - 48) < 0:
+            return False             # the channel name sits just before the pair
+        q = buf.rfind(b'"', 0, n - 2)
+        symbol = self._pairs.get(buf[q + 1:n - 2])
+        if symbol is None:
             return False
-        q = buf.rfind(b'"', 0, len(buf) - 2)
-        symbol = buf[q + 1:len(buf) - 2].decode("ascii", "replace")
-        sync = self.sync.get(symbol)
-        if sync is None:
-            return False
-        if b's":' in buf:            # a snapshot ("as"/"bs")
+        sync = self.sync[symbol]
+        if buf.find(b's":', 0, 24) >= 0:   # a snapshot: [id,{"as":...,"bs":...}
             return self._fast_snapshot(buf, symbol, sync, recv_ns)
-        if not sync.live or self.targets[symbol].ctl is not self._ring_ctl:
+        if not sync.live or self._ring_ctl is None:
             return False
-        self._held.append((buf, symbol, recv_ns))   # published by flush()
+        self._held.append((buf, self._index[symbol], recv_ns))   # published by flush()
         return True
 
     def _fast_snapshot(self, buf: bytes, symbol: str, sync: _Sync, recv_ns: int) -> bool:
