@@ -44,7 +44,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from hftbook.run_cmd import run
 
-    return run(args.config, args.duration, args.exchanges, args.live, args.json)
+    return run(args.config, args.duration, args.exchanges, args.live, args.json,
+               args.simulator, args.fault, args.verify)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from hftbook.simulate_cmd import run
+
+    return run(args.config, args.duration, args.exchanges, args.urls_file, args.fault,
+               args.json)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -71,7 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--exchanges", help="comma-separated subset of the configured exchanges")
     run.add_argument("--live", action="store_true", help="real exchanges, not the simulator")
     run.add_argument("--json", action="store_true", help="print a final JSON summary only")
+    run.add_argument("--simulator", metavar="FILE",
+                     help="use a simulator already running (hftbook simulate's URL file)")
+    run.add_argument("--fault", action="append", metavar="AT:KIND:EXCHANGE[:SYMBOL]",
+                     help="inject a fault into the embedded simulator, e.g. "
+                          "3:gap:binance:BTCUSDT (kinds: gap, checksum, disconnect, garbage, "
+                          "stall=SECONDS); repeatable")
+    run.add_argument("--verify", action="store_true",
+                     help="simulated mode: at the end, pause the venues and check every book "
+                          "against the simulator's true book")
     run.set_defaults(func=_cmd_run)
+
+    sim = sub.add_parser("simulate", help="run the loopback exchange simulator on its own")
+    sim.add_argument("--config", help="config file (default: config.toml of the checkout)")
+    sim.add_argument("--duration", type=float, help="seconds to run (0 = until Ctrl-C)")
+    sim.add_argument("--exchanges", help="comma-separated subset of the configured exchanges")
+    sim.add_argument("--urls-file", help="where to write the venues' URLs (JSON)")
+    sim.add_argument("--fault", action="append", metavar="AT:KIND:EXCHANGE[:SYMBOL]",
+                     help="scheduled fault, as for hftbook run; repeatable")
+    sim.add_argument("--json", action="store_true", help="print a final JSON summary")
+    sim.set_defaults(func=_cmd_simulate)
 
     demo = sub.add_parser("demo", help="the engine alone on a synthetic in-process flow")
     demo.add_argument("--duration", type=float, default=10.0,

@@ -20,6 +20,7 @@ from connectors import PROTOCOLS, protocol
 from connectors.base import ConfigError
 from connectors.feed import ExchangeSpec, Feed
 from connectors.runner import run_async
+from engine.constants import H_MAX_LEVELS, HDR_WORDS
 from engine.histogram import percentiles
 from hftbook import config as cfgmod
 from simulator.registry import symbol_names, venue_class
@@ -132,8 +133,66 @@ class _Rates:
         return out
 
 
-async def _main(cfg: dict, as_json: bool) -> int:
-    venues = await _start_venues(cfg) if cfg["mode"] == "simulated" else {}
+def external_venues(path: str) -> dict:
+    """Venues of a simulator already running (``hftbook simulate``), from its URL file."""
+    from types import SimpleNamespace
+
+    try:
+        described = orjson.loads(open(path, "rb").read())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"--simulator {path}: {exc}") from None
+    return {ex: SimpleNamespace(symbols=d["symbols"], ws_url=d["ws_url"],
+                                rest_url=d["rest_url"], external=True)
+            for ex, d in described.items()}
+
+
+async def _compare_with_truth(feed: Feed, venues: dict, timeout: float = 10.0) -> dict:
+    """Pause every simulated venue and wait until each book equals the venue's own true
+    book (exact decimal strings, all levels the book keeps).  Per exchange: books equal."""
+    for v in venues.values():
+        v.paused = True
+
+    def check() -> dict:
+        out = {}
+        for ex, v in venues.items():
+            equal = 0
+            for sym in v.symbols:
+                d = feed.book(ex, sym).to_dict()
+                t = v.truth(sym)
+                keep = int(feed.store.hdr[feed.index[(ex, sym)] * HDR_WORDS + H_MAX_LEVELS])
+                if d["status"] == "live" and d["bids"] == t["bids"][:keep] \
+                        and d["asks"] == t["asks"][:keep]:
+                    equal += 1
+            out[ex] = {"books": len(v.symbols), "equal_to_truth": equal}
+        return out
+
+    deadline = time.monotonic() + timeout
+    while True:
+        res = check()
+        if all(r["equal_to_truth"] == r["books"] for r in res.values()) or \
+                time.monotonic() > deadline:
+            return res
+        await asyncio.sleep(0.1)
+
+
+async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
+                faults: list | None = None, verify: bool = False) -> int:
+    from simulator.faults import check_faults, run_faults
+
+    if cfg["mode"] != "simulated":
+        venues = {}
+    elif simulator_file:
+        venues = external_venues(simulator_file)
+        missing = [ex for ex in cfg["exchanges"] if ex not in venues]
+        if missing:
+            raise ConfigError(f"--simulator {simulator_file}: no venue for "
+                              f"{', '.join(missing)}")
+    else:
+        venues = await _start_venues(cfg)
+    own_venues = {ex: v for ex, v in venues.items() if not getattr(v, "external", False)}
+    if faults:
+        check_faults(faults, own_venues)
+        asyncio.ensure_future(run_faults(faults, own_venues))
     feed = Feed(_specs(cfg, venues), depth=cfg["book"]["depth"],
                 ring_capacity=cfg["engine"]["ring_capacity"],
                 writer_cpu=None if cfg["engine"]["writer_cpu"] < 0 else cfg["engine"]["writer_cpu"])
@@ -176,22 +235,25 @@ async def _main(cfg: dict, as_json: bool) -> int:
                 _log_line(feed, rates.sample())
         if live is not None:
             live.stop()
+        truth = await _compare_with_truth(feed, own_venues) if verify and own_venues else None
         # book states as they were while running (stopping disconnects: books go stale)
-        summary = _summary(feed, time.monotonic() - t0, venues)
+        summary = _summary(feed, time.monotonic() - t0, own_venues)
         stop.set()
         await runner
     finally:
         stop.set()
         with contextlib.suppress(Exception):
             await runner
-        for v in venues.values():
+        for v in own_venues.values():
             await v.stop()
-    final = _summary(feed, time.monotonic() - t0, venues)
+    final = _summary(feed, time.monotonic() - t0, own_venues)
     for ex, v in final["exchanges"].items():  # counters as at the end, states from above
         for k in ("books_live", "books_stale"):
             v[k] = summary["exchanges"][ex][k]
     final["totals"].update({k: summary["totals"][k] for k in ("books_live", "books_stale")})
     summary = final
+    if truth is not None:
+        summary["truth_check"] = truth
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     else:
@@ -225,7 +287,8 @@ def _summary(feed: Feed, seconds: float, venues: dict) -> dict:
 
 
 def run(config_path: str | None, duration: float | None, exchanges: str | None, live: bool,
-        as_json: bool) -> int:
+        as_json: bool, simulator_file: str | None = None,
+        fault_specs: list[str] | None = None, verify: bool = False) -> int:
     try:
         cfg = cfgmod.load(config_path, set(PROTOCOLS))
         if duration is not None:
@@ -242,10 +305,17 @@ def run(config_path: str | None, duration: float | None, exchanges: str | None, 
     except ConfigError as exc:
         print(f"hftbook run: {exc}", file=sys.stderr)
         return 2
+    from simulator.faults import FaultSpecError, parse_fault
+
+    try:
+        faults = [parse_fault(f) for f in fault_specs or ()]
+    except FaultSpecError as exc:
+        print(f"hftbook run: {exc}", file=sys.stderr)
+        return 2
     _setup_logging(cfg["logging"])
     try:
-        return run_async(_main(cfg, as_json))
-    except ConfigError as exc:
+        return run_async(_main(cfg, as_json, simulator_file, faults, verify))
+    except (ConfigError, FaultSpecError) as exc:
         print(f"hftbook run: {exc}", file=sys.stderr)
         return 2
 

@@ -1,7 +1,9 @@
 """The command line, end to end, as a user runs it."""
 
+import signal
 import subprocess
 import sys
+import time
 
 import orjson
 import pytest
@@ -158,3 +160,79 @@ def test_shipped_config_is_valid():
 
     cfg = load(DEFAULT_PATH, set(PROTOCOLS))
     assert cfg["mode"] == "simulated" and cfg["exchanges"]
+
+
+FAULT_CONFIG = """
+[simulator]
+symbols_per_exchange = 4
+rate = 40.0
+[exchanges.binance]
+symbols = ["*"]
+[exchanges.okx]
+symbols = ["*"]
+[exchanges.kraken]
+symbols = ["*"]
+"""
+
+
+def test_run_with_injected_faults_ends_equal_to_the_simulators_truth(tmp_path):
+    """End to end: faults injected into the embedded simulator are detected and counted
+    one for one, and every book ends equal to the simulator's own book."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(FAULT_CONFIG)
+    r = _hftbook("run", "--config", str(cfg), "--duration", "7", "--json", "--verify",
+                 "--fault", "2:gap:binance:BTCUSDT", "--fault", "3:checksum:okx:ETH-USDT",
+                 "--fault", "3.5:checksum:kraken:SOL/USD", "--fault", "4:disconnect:binance",
+                 "--fault", "4.5:garbage:okx")
+    assert r.returncode == 0, r.stderr
+    s = orjson.loads(r.stdout)
+    ex = s["exchanges"]
+    assert ex["binance"]["gaps"] == 1 and ex["okx"]["gaps"] == 0
+    assert ex["okx"]["checksum_failures"] == 1 and ex["kraken"]["checksum_failures"] == 1
+    assert ex["okx"]["malformed"] == 1
+    assert ex["binance"]["connects"] >= 2
+    faults = s["simulator_faults"]
+    assert faults["binance"]["dropped"] == 1 and faults["binance"]["disconnects"] == 1
+    assert faults["okx"]["corrupted"] == 1 and faults["kraken"]["corrupted"] == 1
+    assert s["totals"]["books_live"] == 12
+    for name, t in s["truth_check"].items():
+        assert t["equal_to_truth"] == t["books"] == 4, name
+
+
+def test_simulate_serves_a_feed_in_another_process(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(FAULT_CONFIG)
+    urls = tmp_path / "sim.json"
+    sim = subprocess.Popen([sys.executable, "-m", "hftbook.cli", "simulate", "--config",
+                            str(cfg), "--duration", "40", "--urls-file", str(urls)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not urls.exists():
+            assert sim.poll() is None, sim.stderr.read()
+            assert time.monotonic() < deadline, "simulator did not start"
+            time.sleep(0.1)
+        described = orjson.loads(urls.read_bytes())
+        assert set(described) == {"binance", "okx", "kraken"}
+        assert all(d["ws_url"].startswith("ws://127.0.0.1:") for d in described.values())
+        r = _hftbook("run", "--config", str(cfg), "--duration", "3", "--json",
+                     "--simulator", str(urls))
+        assert r.returncode == 0, r.stderr
+        s = orjson.loads(r.stdout)
+        assert s["totals"]["books"] == 12 and s["totals"]["books_live"] == 12
+        assert "simulator_faults" not in s  # not our simulator to report on
+    finally:
+        sim.send_signal(signal.SIGINT)
+        sim.wait(20)
+    assert sim.returncode == 0
+    assert not urls.exists()  # removed on a clean stop
+
+
+def test_bad_fault_specs_are_clear_errors(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(FAULT_CONFIG)
+    for spec, msg in (("x:gap:binance:BTCUSDT", "not a time"), ("1:melt:binance", "kind"),
+                      ("1:gap:binance", "needs a symbol"), ("1:gap:nasdaq:X", "no simulated"),
+                      ("1:gap:binance:NOPE", "unknown symbol")):
+        r = _hftbook("run", "--config", str(cfg), "--duration", "2", "--fault", spec)
+        assert r.returncode == 2 and msg in r.stderr, (spec, r.stderr)
