@@ -22,6 +22,7 @@ PROTOCOLS = {
     "htx": "connectors.htx:HTX",
     "kucoin": "connectors.kucoin:KuCoin",
     "gateio": "connectors.gateio:GateIO",
+    "bitmex": "connectors.bitmex:BitMEX",
 }
 
 # which protocol replays which recorded session (file-name prefix in ../shared/recorded);
@@ -37,6 +38,7 @@ RECORDINGS = {
     "HUOBI": "connectors.htx:HTX",
     "KUCOIN": "connectors.kucoin:KuCoin",
     "GATEIO": "connectors.gateio:GateIO",
+    "BITMEX": "connectors.bitmex:BitMEX",
 }
 
 

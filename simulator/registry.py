@@ -18,6 +18,7 @@ VENUES = {
     "htx": "simulator.htx:HTXVenue",
     "kucoin": "simulator.kucoin:KuCoinVenue",
     "gateio": "simulator.gateio:GateIOVenue",
+    "bitmex": "simulator.bitmex:BitMEXVenue",
 }
 
 # how each venue spells a (base, quote) pair natively
@@ -35,6 +36,10 @@ SPELLING = {
     "htx": "{b}{q}",
     "kucoin": "{b}-{q}",
     "gateio": "{b}_{q}",
+    "bitmex": "{b}{q}",
+    "bitfinex": "t{b}{q}",
+    "phemex": "s{b}{q}",
+    "kraken_futures": "PF_{b}USD",
 }
 QUOTES = {"kraken": "USD", "coinbase": "USD", "bybit_inverse": "USD", "gemini": "USD",
           "bitstamp": "USD"}
