@@ -23,6 +23,7 @@ PROTOCOLS = {
     "kucoin": "connectors.kucoin:KuCoin",
     "gateio": "connectors.gateio:GateIO",
     "bitmex": "connectors.bitmex:BitMEX",
+    "bitfinex": "connectors.bitfinex:Bitfinex",
 }
 
 # which protocol replays which recorded session (file-name prefix in ../shared/recorded);
@@ -39,6 +40,7 @@ RECORDINGS = {
     "KUCOIN": "connectors.kucoin:KuCoin",
     "GATEIO": "connectors.gateio:GateIO",
     "BITMEX": "connectors.bitmex:BitMEX",
+    "BITFINEX": "connectors.bitfinex:Bitfinex",
 }
 
 

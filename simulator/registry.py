@@ -19,6 +19,7 @@ VENUES = {
     "kucoin": "simulator.kucoin:KuCoinVenue",
     "gateio": "simulator.gateio:GateIOVenue",
     "bitmex": "simulator.bitmex:BitMEXVenue",
+    "bitfinex": "simulator.bitfinex:BitfinexVenue",
 }
 
 # how each venue spells a (base, quote) pair natively
@@ -42,7 +43,7 @@ SPELLING = {
     "kraken_futures": "PF_{b}USD",
 }
 QUOTES = {"kraken": "USD", "coinbase": "USD", "bybit_inverse": "USD", "gemini": "USD",
-          "bitstamp": "USD"}
+          "bitstamp": "USD", "bitfinex": "USD"}
 LOWERCASE = {"htx", "bitstamp"}  # venues that spell symbols in lower case
 BASES = ["BTC", "ETH", "SOL", "XRP", "DOGE", "ADA", "AVAX", "LINK", "DOT", "LTC", "TRX",
          "BCH", "ATOM", "UNI", "ETC", "FIL", "APT", "ARB", "OP", "NEAR"]
