@@ -24,6 +24,7 @@ PROTOCOLS = {
     "gateio": "connectors.gateio:GateIO",
     "bitmex": "connectors.bitmex:BitMEX",
     "bitfinex": "connectors.bitfinex:Bitfinex",
+    "bitget": "connectors.bitget:Bitget",
 }
 
 # which protocol replays which recorded session (file-name prefix in ../shared/recorded);
@@ -41,6 +42,7 @@ RECORDINGS = {
     "GATEIO": "connectors.gateio:GateIO",
     "BITMEX": "connectors.bitmex:BitMEX",
     "BITFINEX": "connectors.bitfinex:Bitfinex",
+    "BITGET": "connectors.bitget:Bitget",
 }
 
 

@@ -20,6 +20,7 @@ VENUES = {
     "gateio": "simulator.gateio:GateIOVenue",
     "bitmex": "simulator.bitmex:BitMEXVenue",
     "bitfinex": "simulator.bitfinex:BitfinexVenue",
+    "bitget": "simulator.bitget:BitgetVenue",
 }
 
 # how each venue spells a (base, quote) pair natively
@@ -39,6 +40,7 @@ SPELLING = {
     "gateio": "{b}_{q}",
     "bitmex": "{b}{q}",
     "bitfinex": "t{b}{q}",
+    "bitget": "{b}{q}",
     "phemex": "s{b}{q}",
     "kraken_futures": "PF_{b}USD",
 }
