@@ -25,6 +25,7 @@ PROTOCOLS = {
     "bitmex": "connectors.bitmex:BitMEX",
     "bitfinex": "connectors.bitfinex:Bitfinex",
     "bitget": "connectors.bitget:Bitget",
+    "kraken_futures": "connectors.kraken_futures:KrakenFutures",
 }
 
 # which protocol replays which recorded session (file-name prefix in ../shared/recorded);
@@ -43,6 +44,7 @@ RECORDINGS = {
     "BITMEX": "connectors.bitmex:BitMEX",
     "BITFINEX": "connectors.bitfinex:Bitfinex",
     "BITGET": "connectors.bitget:Bitget",
+    "KRAKEN_FUTURES": "connectors.kraken_futures:KrakenFutures",
 }
 
 

@@ -21,6 +21,7 @@ VENUES = {
     "bitmex": "simulator.bitmex:BitMEXVenue",
     "bitfinex": "simulator.bitfinex:BitfinexVenue",
     "bitget": "simulator.bitget:BitgetVenue",
+    "kraken_futures": "simulator.kraken_futures:KrakenFuturesVenue",
 }
 
 # how each venue spells a (base, quote) pair natively
