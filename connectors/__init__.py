@@ -25,6 +25,7 @@ PROTOCOLS = {
     "bitmex": "connectors.bitmex:BitMEX",
     "bitfinex": "connectors.bitfinex:Bitfinex",
     "bitget": "connectors.bitget:Bitget",
+    "phemex": "connectors.phemex:Phemex",
     "kraken_futures": "connectors.kraken_futures:KrakenFutures",
 }
 
@@ -44,6 +45,7 @@ RECORDINGS = {
     "BITMEX": "connectors.bitmex:BitMEX",
     "BITFINEX": "connectors.bitfinex:Bitfinex",
     "BITGET": "connectors.bitget:Bitget",
+    "PHEMEX": "connectors.phemex:Phemex",
     "KRAKEN_FUTURES": "connectors.kraken_futures:KrakenFutures",
 }
 

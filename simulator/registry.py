@@ -21,6 +21,7 @@ VENUES = {
     "bitmex": "simulator.bitmex:BitMEXVenue",
     "bitfinex": "simulator.bitfinex:BitfinexVenue",
     "bitget": "simulator.bitget:BitgetVenue",
+    "phemex": "simulator.phemex:PhemexVenue",
     "kraken_futures": "simulator.kraken_futures:KrakenFuturesVenue",
 }
 
