@@ -227,7 +227,7 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
             except TimeoutError:
                 pass
             if duration and time.monotonic() - t0 >= duration:
-                stop.set()
+                break  # stop only after the summary (and truth check) below
             if live is not None:
                 live.update(_dashboard(feed, rates.sample(), cfg["dashboard"]["books_shown"]))
             elif not as_json and time.monotonic() >= next_log:
