@@ -41,7 +41,7 @@ SPELLING = {
     "kucoin": "{b}-{q}",
     "gateio": "{b}_{q}",
     "bitmex": "{b}{q}",
-    "bitfinex": "t{b}{q}",
+    "bitfinex": lambda b, q: f"t{b}{q}" if len(b) == 3 else f"t{b}:{q}",  # tAVAX:USD
     "bitget": "{b}{q}",
     "phemex": "s{b}{q}",
     "kraken_futures": "PF_{b}USD",
@@ -65,5 +65,7 @@ def symbol_names(exchange: str, n: int) -> list[str]:
     """n native symbol names: well-known bases first, then synthetic ones (S0021...)."""
     quote = QUOTES.get(exchange, "USDT")
     bases = BASES[:n] + [f"S{i:04d}" for i in range(len(BASES), n)]
-    names = [SPELLING[exchange].format(b=b, q=quote) for b in bases]
+    spell = SPELLING[exchange]
+    names = [spell(b, quote) if callable(spell) else spell.format(b=b, q=quote)
+             for b in bases]
     return [n.lower() for n in names] if exchange in LOWERCASE else names
