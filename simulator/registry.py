@@ -20,6 +20,7 @@ VENUES = {
     "gateio": "simulator.gateio:GateIOVenue",
     "bitmex": "simulator.bitmex:BitMEXVenue",
     "bitfinex": "simulator.bitfinex:BitfinexVenue",
+    "deribit": "simulator.deribit:DeribitVenue",
     "bitget": "simulator.bitget:BitgetVenue",
     "phemex": "simulator.phemex:PhemexVenue",
     "kraken_futures": "simulator.kraken_futures:KrakenFuturesVenue",
@@ -42,6 +43,7 @@ SPELLING = {
     "gateio": "{b}_{q}",
     "bitmex": "{b}{q}",
     "bitfinex": lambda b, q: f"t{b}{q}" if len(b) == 3 else f"t{b}:{q}",  # tAVAX:USD
+    "deribit": "{b}-PERPETUAL",
     "bitget": "{b}{q}",
     "phemex": "s{b}{q}",
     "kraken_futures": "PF_{b}USD",
