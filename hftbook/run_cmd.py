@@ -192,7 +192,6 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
     own_venues = {ex: v for ex, v in venues.items() if not getattr(v, "external", False)}
     if faults:
         check_faults(faults, own_venues)
-        asyncio.ensure_future(run_faults(faults, own_venues))
     feed = Feed(_specs(cfg, venues), depth=cfg["book"]["depth"],
                 ring_capacity=cfg["engine"]["ring_capacity"],
                 writer_cpu=None if cfg["engine"]["writer_cpu"] < 0 else cfg["engine"]["writer_cpu"])
@@ -210,7 +209,9 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
             await asyncio.sleep(0.01)
         if runner.done():
             await runner  # raises the startup error (unknown symbol, ...)
-        t0 = time.monotonic()
+        t0 = time.monotonic()  # durations and fault times count from a running feed
+        if faults:
+            asyncio.ensure_future(run_faults(faults, own_venues))
         rates = _Rates(feed)
         refresh = cfg["dashboard"]["refresh"]
         live = None

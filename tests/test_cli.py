@@ -180,10 +180,10 @@ def test_run_with_injected_faults_ends_equal_to_the_simulators_truth(tmp_path):
     one for one, and every book ends equal to the simulator's own book."""
     cfg = tmp_path / "c.toml"
     cfg.write_text(FAULT_CONFIG)
-    r = _hftbook("run", "--config", str(cfg), "--duration", "7", "--json", "--verify",
-                 "--fault", "2:gap:binance:BTCUSDT", "--fault", "3:checksum:okx:ETH-USDT",
-                 "--fault", "3.5:checksum:kraken:SOL/USD", "--fault", "4:disconnect:binance",
-                 "--fault", "4.5:garbage:okx")
+    r = _hftbook("run", "--config", str(cfg), "--duration", "10", "--json", "--verify",
+                 "--fault", "4:gap:binance:BTCUSDT", "--fault", "5:checksum:okx:ETH-USDT",
+                 "--fault", "5.5:checksum:kraken:SOL/USD", "--fault", "6:disconnect:binance",
+                 "--fault", "6.5:garbage:okx")
     assert r.returncode == 0, r.stderr
     s = orjson.loads(r.stdout)
     ex = s["exchanges"]

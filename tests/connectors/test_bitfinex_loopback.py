@@ -43,7 +43,7 @@ def test_bitfinex_recovers_from_every_fault():
             await wait_for(lambda: all_live(feed, "bitfinex", SYMBOLS), 10, "resynced 2")
             # 3. the truth changed silently: only the checksum can tell
             await venue.lose_unsequenced("tSOLUSD")
-            await wait_for(lambda: st.sym("tSOLUSD").checksum_failures >= 1, 5, "silent")
+            await wait_for(lambda: st.sym("tSOLUSD").checksum_failures >= 1, 20, "silent")
             await wait_for(lambda: all_live(feed, "bitfinex", SYMBOLS), 10, "resynced 3")
             # 4. garbage, then a malformed book update
             await venue.send_garbage()
