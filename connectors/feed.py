@@ -38,7 +38,7 @@ async def fetch_instruments(spec: ExchangeSpec, http: aiohttp.ClientSession) -> 
     for url in cls.instrument_urls():
         if spec.rest_url:
             url = spec.rest_url + url[len(cls.rest_url):]
-        for _page in range(100):  # paged lists (Bybit cursors); bounded
+        for _page in range(10_000):  # paged lists (Bybit cursors, Gemini details); bounded
             async with http.get(url, timeout=aiohttp.ClientTimeout(total=20)) as r:
                 if r.status != 200:
                     raise ConfigError(f"{cls.exchange}: instrument list {url} -> "
