@@ -28,6 +28,10 @@ PROTOCOLS = {
     "bitget": "connectors.bitget:Bitget",
     "phemex": "connectors.phemex:Phemex",
     "kraken_futures": "connectors.kraken_futures:KrakenFutures",
+    "mexc": "connectors.mexc:MEXC",
+    "bithumb": "connectors.bithumb:Bithumb",
+    "poloniex": "connectors.poloniex:Poloniex",
+    "hyperliquid": "connectors.hyperliquid:Hyperliquid",
 }
 
 # which protocol replays which recorded session (file-name prefix in ../shared/recorded);
@@ -49,6 +53,7 @@ RECORDINGS = {
     "BITGET": "connectors.bitget:Bitget",
     "PHEMEX": "connectors.phemex:Phemex",
     "KRAKEN_FUTURES": "connectors.kraken_futures:KrakenFutures",
+    "POLONIEX": "connectors.poloniex:Poloniex",
 }
 
 

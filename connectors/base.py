@@ -80,6 +80,7 @@ class RestRequest:
     url: str
     kind: str = "snapshot"
     method: str = "GET"
+    body: bytes | None = None     # JSON request body (POST)
 
 
 @dataclass(slots=True)
@@ -222,6 +223,12 @@ class Protocol:
     @classmethod
     def instrument_urls(cls) -> list[str]:
         raise NotImplementedError
+
+    @classmethod
+    def instrument_requests(cls) -> list[RestRequest]:
+        """How to fetch the instrument list: GETs of instrument_urls() by default; a
+        venue that wants a POST with a body (Hyperliquid) overrides this."""
+        return [RestRequest("", u, kind="instruments") for u in cls.instrument_urls()]
 
     @classmethod
     def next_instrument_url(cls, url: str, body: bytes | str) -> str | None:

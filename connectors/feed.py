@@ -35,14 +35,17 @@ class ExchangeSpec:
 async def fetch_instruments(spec: ExchangeSpec, http: aiohttp.ClientSession) -> dict:
     cls = spec.protocol
     out: dict[str, Instrument] = {}
-    for url in cls.instrument_urls():
+    for req in cls.instrument_requests():
+        url = req.url
         if spec.rest_url:
             url = spec.rest_url + url[len(cls.rest_url):]
+        headers = {"Content-Type": "application/json"} if req.body else None
         for _page in range(10_000):  # paged lists (Bybit cursors, Gemini details); bounded
-            async with http.get(url, timeout=aiohttp.ClientTimeout(total=20)) as r:
+            async with http.request(req.method, url, data=req.body, headers=headers,
+                                    timeout=aiohttp.ClientTimeout(total=20)) as r:
                 if r.status != 200:
-                    raise ConfigError(f"{cls.exchange}: instrument list {url} -> "
-                                      f"HTTP {r.status}")
+                    raise ConfigError(f"{cls.exchange}: instrument list {req.method} {url} "
+                                      f"-> HTTP {r.status}")
                 body = await r.read()
             out.update(cls.parse_instruments(body))
             url = cls.next_instrument_url(url, body)

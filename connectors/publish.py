@@ -182,6 +182,8 @@ def join_pairs(levels) -> tuple[bytes, bytes]:
     if not levels:
         return b"", b""
     flat = list(chain.from_iterable(levels))
+    if len(flat) != 2 * len(levels):  # a level of another length would shift every pair
+        raise ValueError("a level is not a [price, size] pair")
     return "\x01".join(flat[0::2]).encode(), "\x01".join(flat[1::2]).encode()
 
 

@@ -24,6 +24,10 @@ VENUES = {
     "bitget": "simulator.bitget:BitgetVenue",
     "phemex": "simulator.phemex:PhemexVenue",
     "kraken_futures": "simulator.kraken_futures:KrakenFuturesVenue",
+    "mexc": "simulator.mexc:MEXCVenue",
+    "bithumb": "simulator.bithumb:BithumbVenue",
+    "poloniex": "simulator.poloniex:PoloniexVenue",
+    "hyperliquid": "simulator.hyperliquid:HyperliquidVenue",
 }
 
 # how each venue spells a (base, quote) pair natively
@@ -44,12 +48,20 @@ SPELLING = {
     "bitmex": "{b}{q}",
     "bitfinex": lambda b, q: f"t{b}{q}" if len(b) == 3 else f"t{b}:{q}",  # tAVAX:USD
     "deribit": "{b}-PERPETUAL",
+    "mexc": "{b}{q}",
+    "bithumb": "{q}-{b}",
+    "upbit": "{q}-{b}",
+    "poloniex": "{b}_{q}",
+    "cryptocom": "{b}_{q}",
+    "hyperliquid": "{b}",
+    "dydx": "{b}-{q}",
     "bitget": "{b}{q}",
     "phemex": "s{b}{q}",
     "kraken_futures": "PF_{b}USD",
 }
 QUOTES = {"kraken": "USD", "coinbase": "USD", "bybit_inverse": "USD", "gemini": "USD",
-          "bitstamp": "USD", "bitfinex": "USD"}
+          "bitstamp": "USD", "bitfinex": "USD", "bithumb": "KRW", "upbit": "KRW",
+          "cryptocom": "USD", "dydx": "USD"}
 LOWERCASE = {"htx", "bitstamp"}  # venues that spell symbols in lower case
 BASES = ["BTC", "ETH", "SOL", "XRP", "DOGE", "ADA", "AVAX", "LINK", "DOT", "LTC", "TRX",
          "BCH", "ATOM", "UNI", "ETC", "FIL", "APT", "ARB", "OP", "NEAR"]

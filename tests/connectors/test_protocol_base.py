@@ -128,3 +128,11 @@ def test_unknown_configured_symbol_is_a_clear_error():
     pool = RingPool(1, 8)
     with pytest.raises(ConfigError, match="unknown symbol.*NOPE"):
         BinanceSpot({}, {"NOPE": BookTarget(pool.ctl[0], pool.data[0], 0, store.hdr)})
+
+
+def test_a_level_that_is_not_a_pair_is_malformed_not_misaligned():
+    h = live_harness()
+    h.frame("AAAUSDT", 12, 12, bids=[["10.00", "1", "x"], ["9.99", "2"]])
+    st = h.proto.stats
+    assert st.malformed_frames + st.sym("AAAUSDT").malformed == 1
+    assert h.book("AAAUSDT").to_dict()["bids"] == [["10", "1"], ["9.99", "2"]]
