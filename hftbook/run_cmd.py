@@ -146,7 +146,7 @@ def external_venues(path: str) -> dict:
             for ex, d in described.items()}
 
 
-async def _compare_with_truth(feed: Feed, venues: dict, timeout: float = 10.0) -> dict:
+async def _compare_with_truth(feed: Feed, venues: dict, timeout: float = 30.0) -> dict:
     """Pause every simulated venue and wait until each book equals the venue's own true
     book (exact decimal strings, all levels the book keeps).  Per exchange: books equal."""
     for v in venues.values():
