@@ -29,6 +29,7 @@ PROTOCOLS = {
     "phemex": "connectors.phemex:Phemex",
     "kraken_futures": "connectors.kraken_futures:KrakenFutures",
     "mexc": "connectors.mexc:MEXC",
+    "cryptocom": "connectors.cryptocom:CryptoCom",
     "bithumb": "connectors.bithumb:Bithumb",
     "poloniex": "connectors.poloniex:Poloniex",
     "hyperliquid": "connectors.hyperliquid:Hyperliquid",

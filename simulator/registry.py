@@ -25,6 +25,7 @@ VENUES = {
     "phemex": "simulator.phemex:PhemexVenue",
     "kraken_futures": "simulator.kraken_futures:KrakenFuturesVenue",
     "mexc": "simulator.mexc:MEXCVenue",
+    "cryptocom": "simulator.cryptocom:CryptoComVenue",
     "bithumb": "simulator.bithumb:BithumbVenue",
     "poloniex": "simulator.poloniex:PoloniexVenue",
     "hyperliquid": "simulator.hyperliquid:HyperliquidVenue",
