@@ -33,6 +33,7 @@ PROTOCOLS = {
     "bithumb": "connectors.bithumb:Bithumb",
     "poloniex": "connectors.poloniex:Poloniex",
     "hyperliquid": "connectors.hyperliquid:Hyperliquid",
+    "dydx": "connectors.dydx:DyDx",
 }
 
 # which protocol replays which recorded session (file-name prefix in ../shared/recorded);

@@ -247,7 +247,10 @@ class Protocol:
         return None
 
     def crossed_is_error(self, symbol: str) -> bool:
-        """False where the venue documents crossed books as normal (call auctions)."""
+        """False where the venue documents crossed books as normal (call auctions, the
+        dYdX indexer).  The writer keeps such a book CROSSED until a LIVE status record
+        arrives: a connector that tolerates crossing publishes with live=True once the
+        book uncrosses."""
         return True
 
     def reset_symbol(self, symbol: str) -> None:

@@ -29,6 +29,7 @@ VENUES = {
     "bithumb": "simulator.bithumb:BithumbVenue",
     "poloniex": "simulator.poloniex:PoloniexVenue",
     "hyperliquid": "simulator.hyperliquid:HyperliquidVenue",
+    "dydx": "simulator.dydx:DyDxVenue",
 }
 
 # how each venue spells a (base, quote) pair natively
