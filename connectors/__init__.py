@@ -30,6 +30,7 @@ PROTOCOLS = {
     "kraken_futures": "connectors.kraken_futures:KrakenFutures",
     "mexc": "connectors.mexc:MEXC",
     "cryptocom": "connectors.cryptocom:CryptoCom",
+    "upbit": "connectors.upbit:Upbit",
     "bithumb": "connectors.bithumb:Bithumb",
     "poloniex": "connectors.poloniex:Poloniex",
     "hyperliquid": "connectors.hyperliquid:Hyperliquid",
@@ -55,6 +56,7 @@ RECORDINGS = {
     "BITGET": "connectors.bitget:Bitget",
     "PHEMEX": "connectors.phemex:Phemex",
     "KRAKEN_FUTURES": "connectors.kraken_futures:KrakenFutures",
+    "UPBIT": "connectors.upbit:Upbit",
     "POLONIEX": "connectors.poloniex:Poloniex",
 }
 

@@ -26,6 +26,7 @@ VENUES = {
     "kraken_futures": "simulator.kraken_futures:KrakenFuturesVenue",
     "mexc": "simulator.mexc:MEXCVenue",
     "cryptocom": "simulator.cryptocom:CryptoComVenue",
+    "upbit": "simulator.upbit:UpbitVenue",
     "bithumb": "simulator.bithumb:BithumbVenue",
     "poloniex": "simulator.poloniex:PoloniexVenue",
     "hyperliquid": "simulator.hyperliquid:HyperliquidVenue",
