@@ -211,7 +211,9 @@ class CryptoComVenue(Venue):
 
     # -- REST ----------------------------------------------------------------------------
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/exchange/v1/public/get-instruments", self._instruments)]
+        # both with and without the API's base path: a client may be given either root
+        return [web.get("/exchange/v1/public/get-instruments", self._instruments),
+                web.get("/public/get-instruments", self._instruments)]
 
     def _instrument(self, native: str) -> dict:
         tick = fmt(1, self.price_decimals)
