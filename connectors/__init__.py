@@ -35,6 +35,9 @@ PROTOCOLS = {
     "poloniex": "connectors.poloniex:Poloniex",
     "hyperliquid": "connectors.hyperliquid:Hyperliquid",
     "dydx": "connectors.dydx:DyDx",
+    "bitflyer": "connectors.bitflyer:BitFlyer",
+    "hitbtc": "connectors.hitbtc:HitBTC",
+    "ascendex": "connectors.ascendex:AscendEX",
 }
 
 # which protocol replays which recorded session (file-name prefix in ../shared/recorded);
@@ -58,6 +61,9 @@ RECORDINGS = {
     "KRAKEN_FUTURES": "connectors.kraken_futures:KrakenFutures",
     "UPBIT": "connectors.upbit:Upbit",
     "POLONIEX": "connectors.poloniex:Poloniex",
+    "BITFLYER": "connectors.bitflyer:BitFlyer",
+    "HITBTC": "connectors.hitbtc:HitBTCV2",
+    "ASCENDEX": "connectors.ascendex:AscendEX",
 }
 
 

@@ -31,6 +31,9 @@ VENUES = {
     "poloniex": "simulator.poloniex:PoloniexVenue",
     "hyperliquid": "simulator.hyperliquid:HyperliquidVenue",
     "dydx": "simulator.dydx:DyDxVenue",
+    "bitflyer": "simulator.bitflyer:BitFlyerVenue",
+    "hitbtc": "simulator.hitbtc:HitBTCVenue",
+    "ascendex": "simulator.ascendex:AscendEXVenue",
 }
 
 # how each venue spells a (base, quote) pair natively
@@ -58,13 +61,16 @@ SPELLING = {
     "cryptocom": "{b}_{q}",
     "hyperliquid": "{b}",
     "dydx": "{b}-{q}",
+    "bitflyer": "{b}_{q}",
+    "hitbtc": "{b}{q}",
+    "ascendex": "{b}/{q}",
     "bitget": "{b}{q}",
     "phemex": "s{b}{q}",
     "kraken_futures": "PF_{b}USD",
 }
 QUOTES = {"kraken": "USD", "coinbase": "USD", "bybit_inverse": "USD", "gemini": "USD",
           "bitstamp": "USD", "bitfinex": "USD", "bithumb": "KRW", "upbit": "KRW",
-          "cryptocom": "USD", "dydx": "USD"}
+          "cryptocom": "USD", "dydx": "USD", "bitflyer": "JPY"}
 LOWERCASE = {"htx", "bitstamp"}  # venues that spell symbols in lower case
 BASES = ["BTC", "ETH", "SOL", "XRP", "DOGE", "ADA", "AVAX", "LINK", "DOT", "LTC", "TRX",
          "BCH", "ATOM", "UNI", "ETC", "FIL", "APT", "ARB", "OP", "NEAR"]
