@@ -51,13 +51,14 @@ per-connection channel limit (our own choice below), the shape of error response
 
 from __future__ import annotations
 
-import json
 import re
 from decimal import Decimal
 
 import orjson
 
 from connectors.base import ConfigError, Instrument, MalformedFrame
+from connectors.exactjson import Num
+from connectors.exactjson import loads_typed as loads
 from connectors.publish import join_levels
 from connectors.resubscribe import ResubscribingProtocol
 from engine.constants import NO_SEQ
@@ -73,17 +74,6 @@ MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", 
 MONTH_CODES = "FGHJKMNQUVXZ"
 _FUTURE = re.compile(r"([A-Z]+?)(JPY|USD|EUR|BTC)(\d{2})([A-Z]{3})(\d{4})")
 _CF_FUTURE = re.compile(r"(\d{2})([FGHJKMNQUVXZ])(\d{2})")
-
-
-class Num(str):
-    """The text of a JSON number (what the parser gives for numbers, unlike strings)."""
-
-    __slots__ = ()
-
-
-def loads(text: bytes | str):
-    """JSON with every number kept as its exact text (a ``Num``)."""
-    return json.loads(text, parse_float=Num, parse_int=Num)
 
 
 def _price(level) -> str:

@@ -70,6 +70,7 @@ import json
 from decimal import Decimal, InvalidOperation
 
 from connectors.base import ConfigError, Instrument, MalformedFrame
+from connectors.exactjson import loads_exact
 from connectors.publish import join_levels
 from connectors.resubscribe import ResubscribingProtocol
 from engine.constants import NO_SEQ
@@ -80,15 +81,6 @@ SIZE_DECIMALS = 8
 UNGROUPED = (Decimal(0), Decimal(1))   # level values meaning "the venue's own ticks"
 
 _tickets = itertools.count(1)
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"non-finite number {name}")
-
-
-def loads_exact(text: bytes | str):
-    """JSON with every number kept as its source text (``0.0089`` -> ``"0.0089"``)."""
-    return json.loads(text, parse_float=str, parse_int=str, parse_constant=_reject_constant)
 
 
 def _num(unit: dict, key: str) -> str:

@@ -73,7 +73,6 @@ error answers beyond ``{"error":{"code","message"}}`` (counted as malformed fram
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,6 +82,8 @@ from operator import itemgetter
 import orjson
 
 from connectors.base import ConfigError, Instrument, MalformedFrame
+from connectors.exactjson import Num
+from connectors.exactjson import loads_typed as loads_exact
 from connectors.publish import join_levels
 from connectors.resubscribe import ResubscribingProtocol
 from engine.fixedpoint import MAX_DECIMALS, decimals_for
@@ -103,17 +104,6 @@ _BOOK_CHANNEL = re.compile(r'"channel"\s*:\s*"book\.([^".]+)\.')
 _price = itemgetter(1)
 _amount = itemgetter(2)
 _BAD = (TypeError, ValueError, IndexError, KeyError, AttributeError, InvalidOperation)
-
-
-class Num(str):
-    """A JSON number's exact source text (tells numbers from strings after decoding)."""
-
-    __slots__ = ()
-
-
-def loads_exact(frame: bytes | str):
-    """JSON with every number kept as its source text (ints and floats alike)."""
-    return json.loads(frame, parse_float=Num, parse_int=Num)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,6 @@ assets (``BTC-USD``).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import zlib
@@ -45,6 +44,7 @@ import numpy as np
 import orjson
 
 from connectors.base import ConfigError, Instrument, MalformedFrame, Protocol
+from connectors.exactjson import loads_exact
 from connectors.publish import (
     NO_CHECKSUM,
     RAW_MAX_LEVELS,
@@ -106,18 +106,6 @@ def deletes_first(levels: list, price, qty) -> list:
         zero = [_is_zero(qty(lv)) for lv in levels]
     return [lv for lv, z in zip(levels, zero) if z] + \
         [lv for lv, z in zip(levels, zero) if not z]
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"non-finite number {name}")
-
-
-def loads_exact(text: bytes | str):
-    """JSON with every number kept as its source text: ``65000.1`` -> ``"65000.1"``.
-
-    Kraken v2 writes prices and quantities as JSON numbers; a float would round
-    0.10000000001 or 1e-8 on the way, the text does not.  NaN/Infinity are rejected."""
-    return json.loads(text, parse_float=str, parse_int=str, parse_constant=_reject_constant)
 
 
 def checksum_text(asks: list[tuple[int, int]], bids: list[tuple[int, int]]) -> str:

@@ -69,6 +69,7 @@ import re
 from operator import itemgetter
 
 from connectors.base import ConfigError, Instrument, MalformedFrame
+from connectors.exactjson import loads_exact
 from connectors.publish import join_levels
 from connectors.resubscribe import ResubscribingProtocol
 from engine.fixedpoint import MAX_DECIMALS, decimals_for
@@ -86,15 +87,6 @@ _DATED = re.compile(r"^\d{6}$")
 _price = itemgetter("price")
 _qty = itemgetter("qty")
 _EMPTY = (b"", b"")
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"non-finite number {name}")
-
-
-def loads_exact(text: bytes | str):
-    """JSON with every number kept as its source text (``439.3`` -> ``"439.3"``)."""
-    return json.loads(text, parse_float=str, parse_int=str, parse_constant=_reject_constant)
 
 
 def _number_text(value, what: str) -> str:
