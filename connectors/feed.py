@@ -32,7 +32,10 @@ class ExchangeSpec:
     options: dict = field(default_factory=dict)       # extra Protocol keyword arguments
 
 
-async def fetch_instruments(spec: ExchangeSpec, http: aiohttp.ClientSession) -> dict:
+async def fetch_instruments(spec: ExchangeSpec, http: aiohttp.ClientSession,
+                            bodies: list | None = None) -> dict:
+    """The venue's instruments; the raw responses are appended to ``bodies`` if given
+    (a recording keeps them, so a replay scales its books exactly as the run did)."""
     cls = spec.protocol
     out: dict[str, Instrument] = {}
     for req in cls.instrument_requests():
@@ -47,6 +50,8 @@ async def fetch_instruments(spec: ExchangeSpec, http: aiohttp.ClientSession) -> 
                     raise ConfigError(f"{cls.exchange}: instrument list {req.method} {url} "
                                       f"-> HTTP {r.status}")
                 body = await r.read()
+            if bodies is not None:
+                bodies.append({"url": url, "body": body.decode("utf-8", "replace")})
             out.update(cls.parse_instruments(body))
             url = cls.next_instrument_url(url, body)
             if not url:
@@ -57,12 +62,15 @@ async def fetch_instruments(spec: ExchangeSpec, http: aiohttp.ClientSession) -> 
 class Feed:
     def __init__(self, specs: list[ExchangeSpec], depth: int = 1000,
                  ring_capacity: int = 1 << 16, writer_cpu: int | None = None,
-                 connection_options: dict | None = None) -> None:
+                 connection_options: dict | None = None, record_dir: str | None = None) -> None:
         self.specs = specs
         self.depth = depth
         self.ring_capacity = ring_capacity
         self.writer_cpu = writer_cpu
         self.connection_options = connection_options or {}
+        self.record_dir = record_dir      # write every frame and REST answer here
+        self.recorders: dict[str, object] = {}
+        self._instrument_bodies: dict[str, list] = {}
         self.stats: dict[str, ExchangeStats] = {}
         self.connections: list[Connection] = []
         self.index: dict[tuple[str, str], int] = {}   # (exchange, native) -> book
@@ -75,8 +83,9 @@ class Feed:
         """Instruments (REST unless given), store, rings, protocols; raises ConfigError
         for an unknown symbol before anything connects."""
         for spec in self.specs:
+            bodies = self._instrument_bodies.setdefault(spec.protocol.exchange, [])
             if spec.instruments is None:
-                spec.instruments = await fetch_instruments(spec, http)
+                spec.instruments = await fetch_instruments(spec, http, bodies)
             unknown = [s for s in spec.symbols if s not in spec.instruments]
             if unknown:
                 raise ConfigError(f"{spec.protocol.exchange}: unknown symbol(s): "
@@ -97,13 +106,29 @@ class Feed:
                 self.index[(cls.exchange, s)] = b
                 targets[s] = BookTarget(ring.ctl, ring.data, b, self.store.hdr)
                 b += 1
+            recorder = self._recorder(spec) if self.record_dir else None
             step = cls.max_symbols_per_connection
-            for i in range(0, len(spec.symbols), step):
+            for n, i in enumerate(range(0, len(spec.symbols), step)):
                 chunk = spec.symbols[i:i + step]
                 proto = cls(spec.instruments, {s: targets[s] for s in chunk}, stats,
                             ws_url=spec.ws_url, rest_url=spec.rest_url, **spec.options)
-                self.connections.append(Connection(proto, chunk, http,
-                                                   **self.connection_options))
+                self.connections.append(Connection(proto, chunk, http, recorder=recorder,
+                                                   conn_id=n, **self.connection_options))
+
+    def _recorder(self, spec: ExchangeSpec):
+        """One recording per exchange (its connections share it: one event loop)."""
+        from pathlib import Path
+
+        from connectors import PROTOCOLS
+        from connectors.recording import RecordingWriter
+
+        ex = spec.protocol.exchange
+        Path(self.record_dir).mkdir(parents=True, exist_ok=True)
+        meta = {"protocol": PROTOCOLS.get(ex, ""), "config": {"l2_book": list(spec.symbols)},
+                "instruments": self._instrument_bodies.get(ex, [])}
+        rec = RecordingWriter(str(Path(self.record_dir) / f"{ex}.hfr"), ex, meta)
+        self.recorders[ex] = rec
+        return rec
 
     def _per_venue_order(self) -> list[tuple[Connection, int]]:
         """Each connection with its index among its venue's connections."""
@@ -148,6 +173,8 @@ class Feed:
             finally:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 self.writer.stop()
+                for rec in self.recorders.values():
+                    rec.close()
         finally:
             if own:
                 await http.close()

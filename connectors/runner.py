@@ -23,8 +23,10 @@ class Connection:
     def __init__(self, protocol: Protocol, symbols: list[str], http: aiohttp.ClientSession,
                  *, backoff: float = 0.5, max_backoff: float = 30.0,
                  idle_timeout: float = 30.0, health_interval: float = 0.05,
-                 rest_retries: int = 5) -> None:
+                 rest_retries: int = 5, recorder=None, conn_id: int = 0) -> None:
         self.protocol = protocol
+        self.recorder = recorder          # connectors.recording.RecordingWriter, or None
+        self.conn_id = conn_id
         self.symbols = symbols
         self.http = http
         self.backoff0 = backoff
@@ -83,6 +85,8 @@ class Connection:
                                       ping_interval=20, ping_timeout=20,
                                       close_timeout=2, compression="deflate") as ws:
             self._ws = ws
+            if self.recorder is not None:
+                self.recorder.connect(self.conn_id, p.ws_url, time.monotonic_ns())
             p.reconnect_requested = False
             p.on_connect()
             for i, msg in enumerate(p.subscribe_messages(self.symbols)):
@@ -109,7 +113,10 @@ class Connection:
                         return
                     frame = recv.result()
                     self.frames += 1
-                    p.handle_frame(frame, time.monotonic_ns())
+                    now = time.monotonic_ns()
+                    if self.recorder is not None:
+                        self.recorder.ws(self.conn_id, now, frame)
+                    p.handle_frame(frame, now)
                     p.flush()
                     await self._flush(ws)
                     if p.reconnect_requested:
@@ -139,7 +146,10 @@ class Connection:
                 async with self.http.get(req.url, timeout=aiohttp.ClientTimeout(total=10)) as r:
                     body = await r.read()
                     if r.status == 200:
-                        self.protocol.handle_rest(req, body, time.monotonic_ns())
+                        now = time.monotonic_ns()
+                        if self.recorder is not None:
+                            self.recorder.rest(req.symbol, req.url, now, body)
+                        self.protocol.handle_rest(req, body, now)
                         if self._ws is not None:
                             await self._flush(self._ws)
                         return
@@ -152,9 +162,13 @@ class Connection:
         self.protocol.reset_symbol(req.symbol)
 
     async def _health(self, ws) -> None:
+        last_flush = time.monotonic()
         while True:
             await asyncio.sleep(self.health_interval)
             self.protocol.check_health()
+            if self.recorder is not None and time.monotonic() - last_flush > 1.0:
+                self.recorder.flush()  # a crash loses at most about a second of frames
+                last_flush = time.monotonic()
             await self._flush(ws)
             if self.protocol.reconnect_requested:  # asked for while the link is quiet
                 log.info("%s: venue asked for a reconnect", self.name)

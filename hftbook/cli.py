@@ -48,6 +48,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
                args.simulator, args.fault, args.verify)
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    from hftbook.run_cmd import run
+
+    return run(args.config, args.duration, args.exchanges, args.live, args.json,
+               record_dir=args.out)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from hftbook.simulate_cmd import run
 
@@ -59,7 +66,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from hftbook.replay_cmd import run_replay
 
     _quiet_logs(args)
-    return run_replay(args.files, args.verify, args.json, args.dump_books, args.no_checksums)
+    return run_replay(args.files, args.verify, args.json, args.dump_books, args.no_checksums,
+                      args.speed, args.progress)
 
 
 def _quiet_logs(args: argparse.Namespace) -> None:
@@ -90,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "against the simulator's true book")
     run.set_defaults(func=_cmd_run)
 
+    rec = sub.add_parser("record", help="run the feed and record every frame and REST answer")
+    rec.add_argument("--out", required=True, help="directory for one <exchange>.hfr per venue")
+    rec.add_argument("--config", help="config file (default: config.toml of the checkout)")
+    rec.add_argument("--duration", type=float, help="seconds to run (0 = until Ctrl-C)")
+    rec.add_argument("--exchanges", help="comma-separated subset of the configured exchanges")
+    rec.add_argument("--live", action="store_true", help="real exchanges, not the simulator")
+    rec.add_argument("--json", action="store_true", help="print a final JSON summary only")
+    rec.set_defaults(func=_cmd_record)
+
     sim = sub.add_parser("simulate", help="run the loopback exchange simulator on its own")
     sim.add_argument("--config", help="config file (default: config.toml of the checkout)")
     sim.add_argument("--duration", type=float, help="seconds to run (0 = until Ctrl-C)")
@@ -110,13 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     rp = sub.add_parser("replay", help="replay recorded sessions through connectors + engine")
-    rp.add_argument("files", nargs="+", help="recording files or directories "
-                    "(e.g. ../shared/recorded/cryptofeed/KRAKEN.ws.50.0)")
+    rp.add_argument("files", nargs="+", help="recordings: ../shared/recorded files or "
+                    "directories, hftbook record's .hfr files, tardis.dev .csv/.csv.gz")
     rp.add_argument("--verify", action="store_true",
                     help="also fail on any gap, resync or malformed frame")
     rp.add_argument("--json", action="store_true", help="print one JSON object")
     rp.add_argument("--dump-books", metavar="OUT.json", help="write every final book, exact")
     rp.add_argument("--no-checksums", action="store_true", help="skip checksum verification")
+    rp.add_argument("--speed", type=float, help="tardis CSV: pace by the recorded timestamps, "
+                    "this many times real time (1 = real time); default: full speed")
+    rp.add_argument("--progress", action="store_true", help="tardis CSV: progress bars")
     rp.add_argument("-v", "--verbose", action="store_true", help="log every event")
     rp.set_defaults(func=_cmd_replay)
 

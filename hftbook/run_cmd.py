@@ -176,7 +176,8 @@ async def _compare_with_truth(feed: Feed, venues: dict, timeout: float = 30.0) -
 
 
 async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
-                faults: list | None = None, verify: bool = False) -> int:
+                faults: list | None = None, verify: bool = False,
+                record_dir: str | None = None) -> int:
     from simulator.faults import check_faults, run_faults
 
     if cfg["mode"] != "simulated":
@@ -192,7 +193,7 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
     own_venues = {ex: v for ex, v in venues.items() if not getattr(v, "external", False)}
     if faults:
         check_faults(faults, own_venues)
-    feed = Feed(_specs(cfg, venues), depth=cfg["book"]["depth"],
+    feed = Feed(_specs(cfg, venues), depth=cfg["book"]["depth"], record_dir=record_dir,
                 ring_capacity=cfg["engine"]["ring_capacity"],
                 writer_cpu=None if cfg["engine"]["writer_cpu"] < 0 else cfg["engine"]["writer_cpu"])
     stop = asyncio.Event()
@@ -289,7 +290,8 @@ def _summary(feed: Feed, seconds: float, venues: dict) -> dict:
 
 def run(config_path: str | None, duration: float | None, exchanges: str | None, live: bool,
         as_json: bool, simulator_file: str | None = None,
-        fault_specs: list[str] | None = None, verify: bool = False) -> int:
+        fault_specs: list[str] | None = None, verify: bool = False,
+        record_dir: str | None = None) -> int:
     try:
         cfg = cfgmod.load(config_path, set(PROTOCOLS))
         if duration is not None:
@@ -315,7 +317,7 @@ def run(config_path: str | None, duration: float | None, exchanges: str | None, 
         return 2
     _setup_logging(cfg["logging"])
     try:
-        return run_async(_main(cfg, as_json, simulator_file, faults, verify))
+        return run_async(_main(cfg, as_json, simulator_file, faults, verify, record_dir))
     except (ConfigError, FaultSpecError) as exc:
         print(f"hftbook run: {exc}", file=sys.stderr)
         return 2
