@@ -291,7 +291,8 @@ def load_recording(path: str | os.PathLike, skip_corrupt: bool = False) -> Sessi
 def replay_file(path: str | os.PathLike, depth: int | None = None,
                 verify_checksums: bool = True, symbols: list[str] | None = None,
                 ring_capacity: int = 1 << 16, drain_every: int = 1,
-                protocol: str | None = None, skip_corrupt: bool = False):
+                protocol: str | None = None, skip_corrupt: bool = False,
+                speed: float | None = None):
     """:func:`connectors.replay.replay_session` for a recording file.  Records are fed in
     file (arrival) order; a REST body goes to the request for its recorded symbol (or
     ``rest_symbol(url)`` when none was recorded); a second connect of a connection
@@ -355,8 +356,13 @@ def replay_file(path: str | os.PathLike, depth: int | None = None,
         req = proto.rest_requests.popleft()
         pending[req.symbol] = req
     since_drain = since_bytes = 0
+    from connectors.replay import Pacer
+
+    pacer = Pacer(speed)
     for r in records:
         kind = r[0]
+        if kind in ("ws", "rest", "connect"):
+            pacer.wait(r[2] if kind == "ws" else r[3])  # ns field: see the record layout
         if kind == "ws":
             res.frames += 1
             proto.handle_frame(r[3], r[2])

@@ -24,6 +24,29 @@ from engine.ring import RingPool, ring_drain
 from engine.store import BookStore
 
 
+class Pacer:
+    """Replays at ``speed`` times the recorded pace (None: as fast as possible): each
+    event is due at start + (its recorded time - the first one's) / speed."""
+
+    def __init__(self, speed: float | None) -> None:
+        if speed is not None and speed <= 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.speed = speed
+        self.first_ns: int | None = None
+        self.start = 0.0
+
+    def wait(self, recorded_ns: int) -> None:
+        if self.speed is None:
+            return
+        if self.first_ns is None:
+            self.first_ns, self.start = recorded_ns, time.perf_counter()
+            return
+        due = self.start + (recorded_ns - self.first_ns) / 1e9 / self.speed
+        ahead = due - time.perf_counter()
+        if ahead > 0.001:
+            time.sleep(ahead)
+
+
 def registry() -> dict[str, str]:
     """Recorded-session name (file prefix) -> "module:Class" of the protocol."""
     from connectors import RECORDINGS
@@ -99,7 +122,8 @@ def session_symbols(cls: type[Protocol], session: Session,
 
 def replay_session(directory: str | Path, recording: str, depth: int | None = None,
                    verify_checksums: bool = True, symbols: list[str] | None = None,
-                   ring_capacity: int = 1 << 16, drain_every: int = 1) -> ReplayResult:
+                   ring_capacity: int = 1 << 16, drain_every: int = 1,
+                   speed: float | None = None) -> ReplayResult:
     """Replay one recorded session.  ``drain_every`` > 1 lets the writer apply frames in
     batches (as a writer thread does live), so its verdicts reach the connector up to
     that many frames later; 1 applies and checks after every frame."""
@@ -146,7 +170,9 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
     since_drain = 0
     since_bytes = 0
     handle_frame = proto.handle_frame
+    pacer = Pacer(speed)
     for is_ws, payload, recv_ns in events:
+        pacer.wait(recv_ns)
         if is_ws:
             res.frames += 1
             handle_frame(payload, recv_ns)  # a REST event below flushes held frames first

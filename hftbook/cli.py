@@ -134,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--json", action="store_true", help="print one JSON object")
     rp.add_argument("--dump-books", metavar="OUT.json", help="write every final book, exact")
     rp.add_argument("--no-checksums", action="store_true", help="skip checksum verification")
-    rp.add_argument("--speed", type=float, help="tardis CSV: pace by the recorded timestamps, "
-                    "this many times real time (1 = real time); default: full speed")
+    rp.add_argument("--speed", type=float, help="pace by the recorded timestamps, this many "
+                    "times real time (1 = real time); default: full speed")
     rp.add_argument("--progress", action="store_true", help="tardis CSV: progress bars")
     rp.add_argument("-v", "--verbose", action="store_true", help="log every event")
     rp.set_defaults(func=_cmd_replay)

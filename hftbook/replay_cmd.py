@@ -52,7 +52,7 @@ def run_replay(paths: list[str], verify: bool, as_json: bool, dump: str | None,
     for directory, name in sessions:
         try:
             results.append(replay_session(directory, name, verify_checksums=not no_checksums,
-                                          drain_every=1 if verify else 64))
+                                          drain_every=1 if verify else 64, speed=speed))
         except (ConfigError, OSError, ValueError, ImportError) as exc:
             print(f"hftbook replay: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 2
@@ -61,7 +61,7 @@ def run_replay(paths: list[str], verify: bool, as_json: bool, dump: str | None,
     for path in own:
         try:
             results.append(replay_file(path, verify_checksums=not no_checksums,
-                                       drain_every=1 if verify else 64))
+                                       drain_every=1 if verify else 64, speed=speed))
         except (ConfigError, OSError, ValueError, ImportError, RecordingError) as exc:
             print(f"hftbook replay: {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 2

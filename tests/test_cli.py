@@ -279,3 +279,15 @@ def test_replay_reads_tardis_csv_with_pacing(tmp_path):
     book = orjson.loads(dump.read_bytes())[str(csv)]["binance:BTCUSDT"]
     assert book["bids"] == [["100.25", "3"]] and book["asks"] == [["101", "2"]]
     assert time.monotonic() - t0 >= 0.1  # 0.2 s of recorded time at speed 2
+
+
+def test_replay_speed_paces_recorded_sessions():
+    """The BINANCE recording spans ~30 s; at --speed 100 replay takes >= 0.25 s."""
+    from tests.connectors.reference import need_recordings
+
+    rec = need_recordings()
+    t0 = time.monotonic()
+    r = _hftbook("replay", str(rec / "BINANCE.0"), "--speed", "100", "--json")
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 >= 0.25
+    assert orjson.loads(r.stdout)["ok"]
