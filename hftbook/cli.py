@@ -45,7 +45,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from hftbook.run_cmd import run
 
     return run(args.config, args.duration, args.exchanges, args.live, args.json,
-               args.simulator, args.fault, args.verify)
+               args.simulator, args.fault, args.verify, prometheus_port=args.prometheus_port)
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verify", action="store_true",
                      help="simulated mode: at the end, pause the venues and check every book "
                           "against the simulator's true book")
+    run.add_argument("--prometheus-port", type=int, metavar="PORT",
+                     help="serve Prometheus metrics on this port (0 = any free port, "
+                          "-1 = off); overrides [monitoring] in the config")
     run.set_defaults(func=_cmd_run)
 
     rec = sub.add_parser("record", help="run the feed and record every frame and REST answer")

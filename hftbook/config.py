@@ -57,6 +57,19 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "refresh": Key((int, float), 0.5, "seconds, > 0", lambda v: v > 0),
         "books_shown": _int_range(0, 50),
     },
+    "monitoring": {
+        "interval": Key((int, float), 5.0, "seconds between monitoring reports, > 0",
+                        lambda v: v > 0),
+        "sample": Key((int, float), 0.1, "seconds between queue-depth samples, > 0",
+                      lambda v: v > 0),
+        "saturation": Key((int, float), 0.5, "a fraction of queue capacity in (0, 1]",
+                          lambda v: 0 < v <= 1),
+        "prometheus": Key(bool, True, "true or false"),
+        "prometheus_port": Key(int, 9464, "a TCP port in 0..65535 (0 = any free port)",
+                               lambda v: 0 <= v <= 65535),
+        "prometheus_addr": Key(str, "127.0.0.1", "an address to listen on, e.g. "
+                               "\"127.0.0.1\"", lambda v: bool(v)),
+    },
     "logging": {
         "level": _in("debug", "info", "warning", "error"),
         "file": Key(str, "", "a path, or \"\" for stderr"),

@@ -22,6 +22,7 @@ from connectors.feed import ExchangeSpec, Feed
 from connectors.runner import run_async
 from engine.constants import H_MAX_LEVELS, HDR_WORDS
 from engine.histogram import percentiles
+from engine.monitor import Monitor, feed_snapshot_source, log_line
 from hftbook import config as cfgmod
 from simulator.registry import symbol_names, venue_class
 
@@ -78,7 +79,7 @@ def _sim_ws_url(cls, venue) -> str:
     return venue.ws_url + path
 
 
-def _dashboard(feed: Feed, rates: dict, shown: int):
+def _dashboard(feed: Feed, rates: dict, shown: int, monitor=None):
     from rich.console import Group
     from rich.table import Table
 
@@ -107,6 +108,8 @@ def _dashboard(feed: Feed, rates: dict, shown: int):
                       f"{top.bid_px[0]:g}" if top.n_bid else "-",
                       f"{top.ask_px[0]:g}" if top.n_ask else "-",
                       f"{top.ask_sz[0]:g}" if top.n_ask else "-", str(top.seq))
+    if monitor is not None and monitor.latest is not None:
+        return Group(t, _monitor_table(monitor.latest), books)
     return Group(t, books)
 
 
@@ -214,32 +217,45 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
         if faults:
             asyncio.ensure_future(run_faults(faults, own_venues))
         rates = _Rates(feed)
+        monitor, exporter = _start_monitoring(feed, cfg["monitoring"], quiet=as_json)
         refresh = cfg["dashboard"]["refresh"]
         live = None
         if interactive:
             from rich.live import Live
 
-            live = Live(_dashboard(feed, {}, cfg["dashboard"]["books_shown"]),
+            live = Live(_dashboard(feed, {}, cfg["dashboard"]["books_shown"], monitor),
                         refresh_per_second=max(1, int(1 / refresh)))
             live.start()
         next_log = time.monotonic() + 1.0
+        reports_printed = 0
         while not stop.is_set() and not runner.done():
             try:
                 await asyncio.wait_for(stop.wait(), refresh)
             except TimeoutError:
                 pass
+            monitor.exchange_summary = feed.summary()
             if duration and time.monotonic() - t0 >= duration:
                 break  # stop only after the summary (and truth check) below
             if live is not None:
-                live.update(_dashboard(feed, rates.sample(), cfg["dashboard"]["books_shown"]))
-            elif not as_json and time.monotonic() >= next_log:
-                next_log += 1.0
-                _log_line(feed, rates.sample())
+                live.update(_dashboard(feed, rates.sample(), cfg["dashboard"]["books_shown"],
+                                       monitor))
+            elif not as_json:
+                if time.monotonic() >= next_log:
+                    next_log += 1.0
+                    _log_line(feed, rates.sample())
+                if monitor.reports > reports_printed and monitor.latest is not None:
+                    reports_printed = monitor.reports
+                    print(log_line(monitor.latest), flush=True)
         if live is not None:
             live.stop()
+        monitor.stop()
+        final_report = monitor.report()
+        if exporter is not None:
+            exporter.close()
         truth = await _compare_with_truth(feed, own_venues) if verify and own_venues else None
         # book states as they were while running (stopping disconnects: books go stale)
         summary = _summary(feed, time.monotonic() - t0, own_venues)
+        summary["monitoring"] = final_report.as_dict()
         stop.set()
         await runner
     finally:
@@ -253,6 +269,7 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
         for k in ("books_live", "books_stale"):
             v[k] = summary["exchanges"][ex][k]
     final["totals"].update({k: summary["totals"][k] for k in ("books_live", "books_stale")})
+    final["monitoring"] = summary["monitoring"]
     summary = final
     if truth is not None:
         summary["truth_check"] = truth
@@ -264,6 +281,63 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
               f"{t['books_live']}/{t['books']} books live, {t['messages']:,} messages, "
               f"{t['level_updates']:,} level updates, {t['resyncs']} resyncs", flush=True)
     return 0
+
+
+def _start_monitoring(feed: Feed, mc: dict, quiet: bool):
+    """The monitor thread, and the Prometheus endpoint when enabled (a port already in
+    use is reported and the run goes on without it)."""
+    monitor = Monitor(feed_snapshot_source(feed), interval_s=mc["interval"],
+                      sample_s=mc["sample"], saturation=mc["saturation"],
+                      names=lambda q: _queue_name(feed, q))
+    monitor.exchange_summary = feed.summary()
+    monitor.start()
+    exporter = None
+    if mc["prometheus"]:
+        from hftbook.prometheus import PrometheusExporter
+
+        try:
+            exporter = PrometheusExporter(monitor, mc["prometheus_port"],
+                                          mc["prometheus_addr"])
+        except OSError as exc:
+            print(f"hftbook run: Prometheus endpoint on {mc['prometheus_addr']}:"
+                  f"{mc['prometheus_port']} not started: {exc}", file=sys.stderr, flush=True)
+        else:
+            log.info("Prometheus metrics at %s", exporter.url)
+            if not quiet:
+                print(f"hftbook: Prometheus metrics at {exporter.url}", flush=True)
+    return monitor, exporter
+
+
+def _queue_name(feed: Feed, q: int) -> str:
+    """A queue's name: its book when queues are per book (tiers), else its exchange."""
+    if getattr(feed, "tiers", None) is not None:
+        return feed.store.names[q]
+    return feed.specs[q].protocol.exchange
+
+
+def _monitor_table(rep):
+    from rich.table import Table
+
+    t = Table(title="engine", expand=False)
+    for c in ("tier", "books", "threads", "records/s", "p50 µs", "p99 µs", "p99.9 µs",
+              "apply p99 µs", "queued", "avg queued", "max queue", "full"):
+        t.add_column(c, justify="right" if c != "tier" else "left")
+    for name, tr in rep.tiers.items():
+        lat, ap = tr.latency, tr.apply
+        t.add_row(name, str(tr.books), str(tr.workers), f"{tr.records_per_s:,.0f}",
+                  f"{lat['p50'] / 1e3:.1f}", f"{lat['p99'] / 1e3:.1f}",
+                  f"{lat['p999'] / 1e3:.1f}", f"{ap['p99'] / 1e3:.1f}",
+                  str(tr.queue_depth), f"{tr.avg_depth:.0f}", str(tr.max_queue_depth),
+                  str(tr.ring_full), style="bold red" if tr.saturated else None)
+    rb = rep.rebalance
+    moves = ", ".join(f"{b}:{a}->{c}" for b, a, c in rb.get("moves", [])[:4])
+    t.caption = (f"cpu % per core {' '.join(f'{c:.0f}' for c in rep.cpu_percent)} | "
+                 f"ctx switches/interval {rep.ctx_switches['voluntary']} vol "
+                 f"{rep.ctx_switches['involuntary']} invol | rebalances {rb.get('count', 0)}"
+                 + (f" | last moves {moves}" if moves else "")
+                 + (f" | {len(rep.warnings)} warning(s): {rep.warnings[0]}"
+                    if rep.warnings else ""))
+    return t
 
 
 def _log_line(feed: Feed, rates: dict) -> None:
@@ -291,9 +365,15 @@ def _summary(feed: Feed, seconds: float, venues: dict) -> dict:
 def run(config_path: str | None, duration: float | None, exchanges: str | None, live: bool,
         as_json: bool, simulator_file: str | None = None,
         fault_specs: list[str] | None = None, verify: bool = False,
-        record_dir: str | None = None) -> int:
+        record_dir: str | None = None, prometheus_port: int | None = None) -> int:
     try:
         cfg = cfgmod.load(config_path, set(PROTOCOLS))
+        if prometheus_port is not None:
+            if not -1 <= prometheus_port <= 65535:
+                raise ConfigError(f"--prometheus-port {prometheus_port}: must be a port in "
+                                  "0..65535, or -1 for off")
+            cfg["monitoring"]["prometheus"] = prometheus_port >= 0
+            cfg["monitoring"]["prometheus_port"] = max(prometheus_port, 0)
         if duration is not None:
             cfg["duration"] = duration
         if live:

@@ -94,6 +94,9 @@ def test_replay_exit_status_is_nonzero_when_a_book_ends_wrong(tmp_path):
 
 CONFIG = """
 mode = "simulated"
+[monitoring]
+prometheus_port = 0
+interval = 1.0
 [simulator]
 symbols_per_exchange = 6
 rate = 40.0
@@ -119,6 +122,52 @@ def test_run_simulated_feed_json_summary(tmp_path):
     assert t["messages"] > 50 and t["level_updates"] > 100
     assert t["gaps"] == 0 and t["resyncs"] == 0 and t["malformed"] == 0
     assert s["latency_ns"]["count"] > 0
+    mon = s["monitoring"]
+    assert mon["tiers"]["warm"]["books"] == 10
+    # the monitor's last report is taken just before the summary: it may miss a few
+    assert 0.9 * s["latency_ns"]["count"] <= mon["tiers"]["warm"]["latency_total"]["count"] \
+        <= s["latency_ns"]["count"]
+    assert len(mon["cpu_percent"]) >= 1 and mon["warnings_total"] == 0
+
+
+def test_run_serves_prometheus_metrics_and_monitor_lines(tmp_path):
+    import urllib.request
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG)
+    p = subprocess.Popen([sys.executable, "-m", "hftbook.cli", "run", "--config", str(cfg),
+                          "--duration", "20", "--exchanges", "binance"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            lines.append(line)
+            if "Prometheus metrics at " in line:
+                url = line.split("Prometheus metrics at ")[1].strip()
+            if url and line.startswith("monitor: "):
+                break
+        assert url and url.startswith("http://127.0.0.1:"), lines
+        assert "warm 6 books/1 thr" in lines[-1]
+        deadline = time.monotonic() + 20
+        while True:  # books go live within seconds of the start
+            with urllib.request.urlopen(url, timeout=5) as r:
+                text = r.read().decode()
+            if 'hftbook_books{exchange="binance",state="live"} 6.0' in text or \
+                    time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert 'hftbook_books{exchange="binance",state="live"} 6.0' in text, text
+        assert 'hftbook_receive_to_visible_ns{quantile="0.99",tier="warm",window="total"}' \
+            in text
+        assert "hftbook_cpu_percent" in text and "hftbook_context_switches_total" in text
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert "stopped cleanly" in out
 
 
 def test_run_exchanges_flag_selects_a_subset(tmp_path):
@@ -145,6 +194,10 @@ def test_run_exchanges_flag_selects_a_subset(tmp_path):
     ('duration = -1\n[exchanges.binance]\n', "duration = -1"),
     ('mode = "simulated"\n', "[exchanges] must list at least one exchange"),
     ('this is not toml', "not valid TOML"),
+    ('[monitoring]\nsaturation = 2\n[exchanges.binance]\n', "monitoring.saturation = 2"),
+    ('[monitoring]\nport = 1\n[exchanges.binance]\n', "unknown key monitoring.port"),
+    ('[monitoring]\nprometheus_port = 70000\n[exchanges.binance]\n',
+     "monitoring.prometheus_port = 70000"),
 ])
 def test_config_errors_name_the_key(tmp_path, text, message):
     cfg = tmp_path / "bad.toml"
