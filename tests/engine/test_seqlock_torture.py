@@ -62,6 +62,7 @@ def test_python_book_view_never_sees_a_torn_book():
     stats = np.zeros(S_WORDS, np.int64)
     hammer(store.hdr, store.px, store.sz, data, mask, bounds, 1, NO_HIST, stats)
     book = store.book(0)
+    book.top(32, exact=True)  # compile (or load) the reader before the race starts
     t = threading.Thread(target=hammer, args=(store.hdr, store.px, store.sz, data, mask, bounds,
                                               int(SECONDS * 1e9), NO_HIST, stats))
     t.start()
