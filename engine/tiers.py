@@ -52,7 +52,7 @@ from engine.writer import pin_current_thread
 
 log = logging.getLogger("hftbook.tiers")
 
-MODES = ("tiers", "pool")
+MODES = ("tiers", "pool")   # Feed also knows "single" (engine.writer, no tier engine)
 MOVE_TRIES = 200_000   # CAS attempts (with a pause) while the owner is consuming
 
 
@@ -117,6 +117,21 @@ class TierConfig:
     pin: bool = False
     steal: bool = True
     ncpu: int | None = None               # override the detected core count (tests)
+
+    @classmethod
+    def from_table(cls, t: dict) -> TierConfig:
+        """From a validated ``[tiers]`` table (hftbook.config); "auto" -> None."""
+        def auto(v):
+            return None if v == "auto" else v
+
+        return cls(mode=t["mode"], hot_threads=auto(t["hot_threads"]),
+                   warm_threads=auto(t["warm_threads"]), cold_threads=auto(t["cold_threads"]),
+                   hot=tuple(t["hot"]), hot_max_books=auto(t["hot_max_books"]),
+                   thresholds=Thresholds(t["hot_up"], t["hot_down"], t["warm_up"],
+                                         t["warm_down"]),
+                   rebalance_interval=float(t["rebalance_interval"]), batch=t["batch"],
+                   spin=auto(t["spin"]), park_us=auto(t["park_us"]), pin=t["pin"],
+                   steal=t["steal"])
 
     def resolved(self) -> tuple[int, int, int]:
         ncpu = self.ncpu or len(available_cpus())
