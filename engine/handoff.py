@@ -115,3 +115,22 @@ def inbox_push(row, head_word, tail_word, box, q):
     box[head & (box.shape[0] - 1)] = q
     store_release(row, head_word, head + 1)
     return True
+
+
+@njit(nogil=True, cache=True)
+def move_queues(ctl, books, targets, tries, wctl, head_word, tail_word, inbox, outcomes):
+    """move_queue + inbox_push for many queues in one nogil call (the rebalancer's
+    batch: it keeps the GIL away from the event loop).  outcomes[i] is a MOVE_* code,
+    or MOVE_BUSY when the target's inbox was full (nothing changed then)."""
+    for i in range(books.shape[0]):
+        q = books[i]
+        to = targets[i]
+        row = wctl[to]
+        box = inbox[to]
+        if row[head_word] - load_acquire(row, tail_word) >= box.shape[0]:
+            outcomes[i] = MOVE_BUSY
+            continue
+        outcome, _prev = move_queue(ctl, q, to, tries)
+        if outcome == MOVE_DONE:
+            inbox_push(row, head_word, tail_word, box, q)   # room was checked above
+        outcomes[i] = outcome

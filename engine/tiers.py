@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.classify import COLD, HOT, TIER_NAMES, WARM, Thresholds, classify
-from engine.handoff import MOVE_BUSY, MOVE_DONE, inbox_push, move_queue
+from engine.handoff import MOVE_BUSY, MOVE_DONE, inbox_push, move_queue, move_queues
 from engine.histogram import new_hist
 from engine.kernels import S_WORDS
 from engine.queues import QueuePool
@@ -246,6 +246,7 @@ class TierEngine:
             self._assign_initial(b, self._pick(int(self.tier[b]), 0.0))
         self._lock = threading.Lock()
         self._prev = (time.monotonic_ns(), pool.pushed())
+        self._avg: np.ndarray | None = None
         self.rebalances = 0
         self.rebalance_at_ns = 0
         self.last_moves: list[tuple[int, str, str]] = []
@@ -361,19 +362,31 @@ class TierEngine:
         """One reclassification: measure (or take) rates, move the books whose tier
         changed.  Returns the moves made."""
         rates = self.rates() if rates is None else np.asarray(rates, dtype=np.float64)
+        # up fast, down slow: a book is judged by the higher of this interval's rate and
+        # a decaying average, so one quiet interval (noise at low rates) demotes nobody
+        self._avg = rates if self._avg is None else 0.5 * (rates + self._avg)
+        rates = np.maximum(rates, self._avg)
         new = classify(rates, self.tier, self.config.thresholds, self.pinned,
                        self.hot_capacity, have_hot=self.counts["hot"] > 0,
                        have_cold=self.counts["cold"] > 0)
         owners = self.owners()
         self._loads = np.bincount(owners, weights=rates, minlength=len(self.workers))
-        moves = []
         # hottest first: they matter most if a move has to wait
-        for b in sorted(np.flatnonzero(new != self.tier), key=lambda i: -rates[i]):
-            to_tier = int(new[b])
-            wid = self._pick(to_tier, float(rates[b]))
-            if self.move(int(b), wid):
-                moves.append((int(b), TIER_NAMES[int(self.tier[b])], TIER_NAMES[to_tier]))
-                self.tier[b] = to_tier
+        movers = sorted(np.flatnonzero(new != self.tier), key=lambda i: -rates[i])
+        books = np.asarray(movers, dtype=np.int64)
+        targets = np.array([self._pick(int(new[b]), float(rates[b])) for b in movers],
+                           dtype=np.int64)
+        outcomes = np.zeros(len(books), dtype=np.int64)
+        with self._lock:
+            move_queues(self.pool.ctl, books, targets, MOVE_TRIES, self.wctl, T_IN_HEAD,
+                        T_IN_TAIL, self.inbox, outcomes)
+        moves = []
+        for b, outcome in zip(movers, outcomes):
+            if outcome == MOVE_BUSY:
+                self.move_busy += 1     # tried again at the next rebalance
+                continue
+            moves.append((int(b), TIER_NAMES[int(self.tier[b])], TIER_NAMES[int(new[b])]))
+            self.tier[b] = new[b]
         self.rebalances += 1
         self.rebalance_at_ns = time.monotonic_ns()
         self.last_moves = moves

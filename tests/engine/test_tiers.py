@@ -154,6 +154,7 @@ def test_handoff_stress_steals_and_moves_lose_nothing_and_keep_order():
     halves = [np.arange(0, n_books, 2, dtype=np.int64), np.arange(1, n_books, 2, dtype=np.int64)]
     # compile before racing
     eng.move(0, eng.ids[COLD][0])
+    eng.rebalance(rates=np.zeros(n_books))
     _read_check(store.hdr, store.px, store.sz, n_books, 0, last_seen.copy())
     _produce(pool.ctl, pool.buf, pool.off, pool.cap, halves[0], seqs.copy(), 0, stop)
     out = {}
