@@ -35,15 +35,20 @@ class Thresholds:
             raise ValueError("warm thresholds must not exceed the hot ones")
 
 
+INCUMBENT_BONUS = 2.0   # a hot book keeps its hot place unless a newcomer is 2x busier
+
+
 def classify(rates: np.ndarray, tiers: np.ndarray, th: Thresholds, pinned: np.ndarray | None = None,
              hot_capacity: int | None = None, have_hot: bool = True,
-             have_cold: bool = True) -> np.ndarray:
+             have_cold: bool = True, rank_rates: np.ndarray | None = None) -> np.ndarray:
     """New tier per book (int8) from rates (records/s) and current tiers.
 
     pinned books are always hot.  At most ``hot_capacity`` books are hot: pinned first,
-    then books already hot (so the capacity itself does not cause flapping), then by
-    rate.  Without hot (or cold) workers those books stay warm."""
+    then by ``rank_rates`` (default: rates), where books already hot count
+    INCUMBENT_BONUS times their rate (so the capacity itself does not make books near
+    the cut flap).  Without hot (or cold) workers those books stay warm."""
     rates = np.asarray(rates, dtype=np.float64)
+    rank = rates if rank_rates is None else np.asarray(rank_rates, dtype=np.float64)
     cur = np.asarray(tiers, dtype=np.int8)
     new = cur.copy()
     hot, warm, cold = cur == HOT, cur == WARM, cur == COLD
@@ -58,8 +63,8 @@ def classify(rates: np.ndarray, tiers: np.ndarray, th: Thresholds, pinned: np.nd
         cand = np.flatnonzero(new == HOT)
         if len(cand) > hot_capacity:
             pin = pinned[cand] if pinned is not None else np.zeros(len(cand), bool)
-            # sort key: pinned, then already hot, then rate (all descending)
-            order = np.lexsort((-rates[cand], ~(cur[cand] == HOT), ~pin))
+            score = rank[cand] * np.where(cur[cand] == HOT, INCUMBENT_BONUS, 1.0)
+            order = np.lexsort((-score, ~pin))     # pinned first, then by score
             cut = cand[order[max(hot_capacity, int(pin.sum())):]]
             new[cut] = np.where(rates[cut] >= th.warm_down, WARM, COLD)
     if not have_hot:

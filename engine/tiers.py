@@ -364,11 +364,13 @@ class TierEngine:
         rates = self.rates() if rates is None else np.asarray(rates, dtype=np.float64)
         # up fast, down slow: a book is judged by the higher of this interval's rate and
         # a decaying average, so one quiet interval (noise at low rates) demotes nobody
+        # (the hot tier's places go by this interval's rate)
+        now_rates = rates
         self._avg = rates if self._avg is None else 0.5 * (rates + self._avg)
         rates = np.maximum(rates, self._avg)
         new = classify(rates, self.tier, self.config.thresholds, self.pinned,
                        self.hot_capacity, have_hot=self.counts["hot"] > 0,
-                       have_cold=self.counts["cold"] > 0)
+                       have_cold=self.counts["cold"] > 0, rank_rates=now_rates)
         owners = self.owners()
         self._loads = np.bincount(owners, weights=rates, minlength=len(self.workers))
         # hottest first: they matter most if a move has to wait

@@ -287,9 +287,12 @@ def test_hot_capacity_and_static_hot_list():
     pinned = np.array([False, False, False, False, True])
     new = classify(rates, np.full(5, WARM, np.int8), th, pinned, hot_capacity=3)
     assert list(new) == [WARM, HOT, HOT, WARM, HOT]
-    # already-hot books keep their places over hotter newcomers (no capacity flapping)
-    new2 = classify(np.array([5000.0, 9000.0, 7000.0, 30000.0, 0.0]), new, th, pinned, 3)
+    # already-hot books keep their places over newcomers less than twice as busy ...
+    new2 = classify(np.array([5000.0, 9000.0, 7000.0, 13000.0, 0.0]), new, th, pinned, 3)
     assert list(new2) == [WARM, HOT, HOT, WARM, HOT]
+    # ... but not over much busier ones
+    new3 = classify(np.array([5000.0, 9000.0, 7000.0, 30000.0, 0.0]), new, th, pinned, 3)
+    assert list(new3) == [WARM, HOT, WARM, HOT, HOT]
     store = BookStore(5, 8)
     for b in range(5):
         store.configure(b, f"X{b}", 0, 0)
