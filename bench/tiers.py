@@ -9,11 +9,12 @@ connector's event loop does between socket reads (a busy-waiting producer would 
 a whole core of a 2-core machine away from the workers).
 
 For each offered load (100K, 500K, 1M level updates/s) it runs the tier engine (hot /
-warm / cold, thread counts from the cores) and then, as the baseline of the same run,
-the same load with tiers off: every book in one work-stealing pool of as many threads.
+warm / cold, thread counts from the cores) and then, as the baselines of the same run,
+the same load with tiers off: every book in one work-stealing pool of as many threads;
+and the pre-tier layout: one ring for all books and one writer thread.
 Half way through each measured window the load shifts: SHIFT_BOOKS cold books take the
 places of the hottest ones; with tiers the bench reports how many rebalance intervals
-passed until all of them were in the hot tier.
+passed until the busiest of them was hot and none of them was cold any more.
 
 Figures per run: receive -> visible latency p50 / p99 / p99.9 / max per tier (the
 workers' histograms over the measured window), offered and achieved throughput, queue
@@ -29,7 +30,7 @@ import numpy as np
 from numba import njit
 
 from engine.atomics import monotonic_ns
-from engine.classify import HOT, TIER_NAMES
+from engine.classify import COLD, HOT, TIER_NAMES
 from engine.constants import (
     ASK,
     BID,
@@ -51,6 +52,7 @@ from engine.tiers import TierConfig, TierEngine, auto_spin, auto_threads, availa
 N_BOOKS = 5000
 DEPTH = 100                   # levels the bench books keep
 QUEUE_LEVELS = 1000           # queues sized for 1000-level snapshots, as in a feed
+SINGLE_RING = 1 << 16         # the single-writer baseline's one ring (config default)
 ZIPF = 1.1
 MID = 1_000_000
 MEAN_LEVELS = 2.5
@@ -59,6 +61,7 @@ SHIFT_FROM_RANK = 3000        # the cold books that turn hot: ranks 3000..3004
 BURST_SLEEP_S = 200e-6
 MAX_BURST = 2000              # messages per burst at most (5K level updates)
 LOADS = (100_000, 500_000, 1_000_000)
+MODES = ("tiers", "pool", "single")
 TARGET = {"load": 500_000, "p99": 2_000, "p999": 20_000}
 
 # producer state words
@@ -84,12 +87,13 @@ def _next(x):
 
 
 @njit(nogil=True, cache=True)
-def push_due(ctl, buf, off, cap, cdf, perm, seqs, st, t0, interval_ns, now, max_msgs):
+def push_due(ctl, buf, off, cap, cdf, perm, route, seqs, st, t0, interval_ns, now,
+             max_msgs):
     """Generate and push every message due by ``now`` (message m is due at t0 + m *
     interval_ns).  A full queue stops the burst (counted in st[P_FULL_WAITS]); the
     message is retried after the caller's sleep, as a connector backs off.  At most
-    ``max_msgs`` per call (a producer running behind still comes up for air).  Returns
-    messages pushed."""
+    ``max_msgs`` per call (a producer running behind still comes up for air).  Book b's
+    messages go to queue route[b].  Returns messages pushed."""
     pushed = 0
     x = st[P_RNG]
     n = cdf.shape[0]
@@ -107,8 +111,8 @@ def push_due(ctl, buf, off, cap, cdf, perm, seqs, st, t0, interval_ns, now, max_
                 hi = mid
         b = perm[lo]
         levels = 1 + (x & 3)
-        data = queue_data(buf, off, cap, b)
-        c = ctl[b]
+        data = queue_data(buf, off, cap, route[b])
+        c = ctl[route[b]]
         mask = data.shape[1] - 1
         head = ring_reserve(c, data.shape[1], levels)
         if head < 0:
@@ -152,8 +156,38 @@ def _involuntary_switches(tid: int | None) -> int:
     return -1
 
 
-def _tier_of_workers(engine: TierEngine) -> list[str]:
+def _tier_of_workers(engine) -> list[str]:
     return [TIER_NAMES[w.tier] for w in engine.workers]
+
+
+class _SingleWriter:
+    """The pre-tier layout as a second baseline: every book's messages in one ring, one
+    engine.writer.Writer (what ``[tiers] mode = "single"`` runs).  Offers the few
+    TierEngine attributes the run loop reads."""
+
+    def __init__(self, store, pool: QueuePool) -> None:
+        from types import SimpleNamespace
+
+        from engine.classify import WARM
+        from engine.writer import Writer
+
+        rings = SimpleNamespace(ctl=pool.ctl, data=pool.buf.reshape(1, -1, int(pool.cap[0])))
+        self.writer = Writer(store, rings, [0], name="single-0", batch=64)
+        self.writer.tier = WARM
+        self.workers = [self.writer]
+        self.tier = np.full(store.n_books, WARM, np.int8)
+        self.moves_total = self.rebalances = self.move_busy = 0
+
+    def start(self):
+        self.writer.start()
+        self.writer.thread = self.writer._thread
+        return self
+
+    def stop(self) -> None:
+        self.writer.stop()
+
+    def counters(self) -> list[dict]:
+        return [{"records": self.writer.counters()["records"], "steals": 0}]
 
 
 def run_load(load: int, mode: str, warm: float, measure: float, interval: float,
@@ -162,10 +196,15 @@ def run_load(load: int, mode: str, warm: float, measure: float, interval: float,
     store = BookStore(N_BOOKS, DEPTH)
     for b in range(N_BOOKS):
         store.configure(b, f"sym{b}", 2, 4)
-    # sized as a depth-1000 feed sizes them (a full snapshot fits): 2048 records a book
-    pool = QueuePool([queue_capacity(QUEUE_LEVELS)] * N_BOOKS)
-    cfg = TierConfig(mode=mode, rebalance_interval=interval)
-    engine = TierEngine(store, pool, cfg)
+    if mode == "single":
+        pool = QueuePool([SINGLE_RING])
+        route = np.zeros(N_BOOKS, np.int64)
+        engine = _SingleWriter(store, pool)
+    else:
+        # sized as a depth-1000 feed sizes them (a full snapshot fits): 2048 records a book
+        pool = QueuePool([queue_capacity(QUEUE_LEVELS)] * N_BOOKS)
+        route = np.arange(N_BOOKS, dtype=np.int64)
+        engine = TierEngine(store, pool, TierConfig(mode=mode, rebalance_interval=interval))
     cdf = zipf_cdf(N_BOOKS, ZIPF)
     rng = np.random.default_rng(seed)
     perm = rng.permutation(N_BOOKS).astype(np.int64)    # rank -> book
@@ -174,7 +213,7 @@ def run_load(load: int, mode: str, warm: float, measure: float, interval: float,
     st[P_RNG] = 0x2545F4914F6CDD1D + seed
     interval_ns = 1e9 * MEAN_LEVELS / load
     shifted = perm[SHIFT_FROM_RANK:SHIFT_FROM_RANK + SHIFT_BOOKS].copy()
-    push_due(pool.ctl, pool.buf, pool.off, pool.cap, cdf, perm, seqs, st, 1 << 62,
+    push_due(pool.ctl, pool.buf, pool.off, pool.cap, cdf, perm, route, seqs, st, 1 << 62,
              interval_ns, 0, 1)                   # compile (nothing is due) before timing
     engine.start()
     workers = engine.workers
@@ -197,7 +236,7 @@ def run_load(load: int, mode: str, warm: float, measure: float, interval: float,
         now = time.monotonic_ns()
         if now >= t_end:
             break
-        push_due(pool.ctl, pool.buf, pool.off, pool.cap, cdf, perm, seqs, st, t_start,
+        push_due(pool.ctl, pool.buf, pool.off, pool.cap, cdf, perm, route, seqs, st, t_start,
                  interval_ns, now, MAX_BURST)
         if base_hist is None and now >= t_measure:
             base_hist = [w.hist.copy() for w in workers]
@@ -212,16 +251,22 @@ def run_load(load: int, mode: str, warm: float, measure: float, interval: float,
             perm[SHIFT_FROM_RANK:SHIFT_FROM_RANK + SHIFT_BOOKS] = top
             shift_done = True
             rebalances_at_shift = engine.rebalances
+        # reclassified: the busiest shifted book is hot and none of them is cold any more
+        # (the hot tier's load budget may keep the others warm)
         if shift_done and shift_seconds is None and mode == "tiers" \
-                and (engine.tier[shifted] == HOT).all():
+                and engine.tier[shifted[0]] == HOT and (engine.tier[shifted] != COLD).all():
             shift_seconds = (now - t_shift) / 1e9
             shift_rebalances = engine.rebalances - rebalances_at_shift
         if base_hist is not None and now >= next_sample:
             next_sample = now + 20_000_000
             depth = pool.ctl[:, C_HEAD] - pool.ctl[:, C_TAIL]
             max_queue = max(max_queue, int(depth.max()))
-            for t, name in enumerate(TIER_NAMES):
-                depth_samples.setdefault(name, []).append(int(depth[engine.tier == t].sum()))
+            if mode == "single":
+                depth_samples.setdefault("warm", []).append(int(depth.sum()))
+            else:
+                for t, name in enumerate(TIER_NAMES):
+                    depth_samples.setdefault(name, []).append(
+                        int(depth[engine.tier == t].sum()))
         time.sleep(BURST_SLEEP_S)
     t_stop = time.monotonic_ns()
     elapsed = (t_stop - base["t"]) / 1e9
@@ -240,7 +285,7 @@ def run_load(load: int, mode: str, warm: float, measure: float, interval: float,
         h = sum(hists[i] for i in idx)
         p = percentiles(h)
         d = depth_samples.get(name, [0])
-        per_tier["pool" if mode == "pool" else name] = {
+        per_tier[mode if mode in ("pool", "single") else name] = {
             "threads": len(idx), "messages": p["count"], "p50": p["p50"], "p99": p["p99"],
             "p999": p["p999"], "max": p["max"],
             "depth_mean": round(float(np.mean(d)), 1), "depth_max": int(max(d))}
@@ -278,7 +323,7 @@ def run(quick: bool = False) -> dict:
     warm, measure, interval = (0.6, 1.6, 0.25) if quick else (1.5, 4.0, 0.5)
     runs = []
     for load in LOADS:
-        for mode in ("tiers", "pool"):
+        for mode in MODES:
             runs.append(run_load(load, mode, warm, measure, interval))
     ncpu = len(available_cpus())
     return {
@@ -314,7 +359,7 @@ def print_table(res: dict, console) -> None:
                          f"{r['ring_full']}, hot preempted {r['hot_preempted']}x")
                 if "shift" in r:
                     s = r["shift"]
-                    notes += (f"; shift: hot after {s['rebalances_until_hot']} rebalances "
+                    notes += (f"; shift: reclassified after {s['rebalances_until_hot']} rebalances "
                               f"({s['seconds_until_hot']} s, interval {s['interval_s']} s)")
             t.add_row(f"{r['offered_ups'] // 1000}K" if first else "",
                       r["mode"] if first else "", name, str(v["threads"]), _us(v["p50"]),

@@ -40,13 +40,17 @@ INCUMBENT_BONUS = 2.0   # a hot book keeps its hot place unless a newcomer is 2x
 
 def classify(rates: np.ndarray, tiers: np.ndarray, th: Thresholds, pinned: np.ndarray | None = None,
              hot_capacity: int | None = None, have_hot: bool = True,
-             have_cold: bool = True, rank_rates: np.ndarray | None = None) -> np.ndarray:
+             have_cold: bool = True, rank_rates: np.ndarray | None = None,
+             hot_load: float | None = None) -> np.ndarray:
     """New tier per book (int8) from rates (records/s) and current tiers.
 
     pinned books are always hot.  At most ``hot_capacity`` books are hot: pinned first,
     then by ``rank_rates`` (default: rates), where books already hot count
     INCUMBENT_BONUS times their rate (so the capacity itself does not make books near
-    the cut flap).  Without hot (or cold) workers those books stay warm."""
+    the cut flap).  ``hot_load`` caps the summed rate of the hot books the same way
+    (the busiest book is always admitted): the hot tier keeps a predictable latency
+    only while its threads are far from saturated.  Without hot (or cold) workers
+    those books stay warm."""
     rates = np.asarray(rates, dtype=np.float64)
     rank = rates if rank_rates is None else np.asarray(rank_rates, dtype=np.float64)
     cur = np.asarray(tiers, dtype=np.int8)
@@ -59,14 +63,19 @@ def classify(rates: np.ndarray, tiers: np.ndarray, th: Thresholds, pinned: np.nd
     new[(warm | cold) & (rates >= th.hot_up)] = HOT
     if pinned is not None:
         new[pinned] = HOT
-    if hot_capacity is not None:
+    if hot_capacity is not None or hot_load is not None:
         cand = np.flatnonzero(new == HOT)
-        if len(cand) > hot_capacity:
-            pin = pinned[cand] if pinned is not None else np.zeros(len(cand), bool)
-            score = rank[cand] * np.where(cur[cand] == HOT, INCUMBENT_BONUS, 1.0)
-            order = np.lexsort((-score, ~pin))     # pinned first, then by score
-            cut = cand[order[max(hot_capacity, int(pin.sum())):]]
-            new[cut] = np.where(rates[cut] >= th.warm_down, WARM, COLD)
+        pin = pinned[cand] if pinned is not None else np.zeros(len(cand), bool)
+        score = rank[cand] * np.where(cur[cand] == HOT, INCUMBENT_BONUS, 1.0)
+        order = np.lexsort((-score, ~pin))         # pinned first, then by score
+        keep = np.ones(len(cand), bool)
+        if hot_capacity is not None:
+            keep[max(hot_capacity, int(pin.sum())):] = False
+        if hot_load is not None:
+            load = np.cumsum(rank[cand][order])
+            keep &= (load <= hot_load) | (np.arange(len(cand)) == 0) | pin[order]
+        cut = cand[order[~keep]]
+        new[cut] = np.where(rates[cut] >= th.warm_down, WARM, COLD)
     if not have_hot:
         new[new == HOT] = WARM
     if not have_cold:

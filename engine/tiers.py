@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ log = logging.getLogger("hftbook.tiers")
 
 MODES = ("tiers", "pool")   # Feed also knows "single" (engine.writer, no tier engine)
 MOVE_TRIES = 200_000   # CAS attempts (with a pause) while the owner is consuming
+COLD_PACE_US = 500     # the cold worker sweeps its queues at most every 0.5 ms
+WARM_NICE = 1          # when threads share cores, the hot workers win them more often
+COLD_NICE = 3
 
 
 def available_cpus() -> list[int]:
@@ -81,6 +85,8 @@ class IdlePolicy:
     spin: int       # polls with a pause hint
     yields: int     # then sched_yield polls
     park_us: int    # then sleeps of this many microseconds
+    pace_us: int = 0  # > 0: sleep this long after every poll that emptied its queues
+    nice: int = 0   # thread niceness: quieter tiers yield the CPU to the hot one
 
 
 def auto_spin(threads: int, ncpu: int, spin: int | None = None,
@@ -88,14 +94,20 @@ def auto_spin(threads: int, ncpu: int, spin: int | None = None,
     """Idle policy per tier.  When the workers plus the event loop fit the cores, hot
     and warm workers spin long (lowest latency); when they do not, spinning is cut
     short so nothing busy-spins away the core the event loop needs.  Cold workers never
-    spin."""
+    spin and sweep at most every COLD_PACE_US.  Warm and cold threads run at a higher
+    niceness, so where threads share a core the scheduler favours the hot ones."""
     fits = threads + 1 <= ncpu
-    hot_spin = spin if spin is not None else (200_000 if fits else 2_000)
+    hot_spin = spin if spin is not None else (200_000 if fits else 20_000)
     warm_spin = spin if spin is not None else (20_000 if fits else 200)
+    # sharing cores with other runnable threads, sched_yield hands the core away for a
+    # whole slice, while a short sleep wakes with the scheduler's sleeper credit: there,
+    # go from spinning straight to parking
+    yields = 200 if fits else 0
     return {
-        HOT: IdlePolicy(hot_spin, 200, park_us if park_us is not None else 20),
-        WARM: IdlePolicy(warm_spin, 200, park_us if park_us is not None else 50),
-        COLD: IdlePolicy(0, 10, max(park_us or 0, 200)),
+        HOT: IdlePolicy(hot_spin, yields, park_us if park_us is not None else 20),
+        WARM: IdlePolicy(warm_spin, yields, park_us if park_us is not None else 50,
+                         nice=WARM_NICE),
+        COLD: IdlePolicy(0, 0, max(park_us or 0, 200), pace_us=COLD_PACE_US, nice=COLD_NICE),
     }
 
 
@@ -109,6 +121,7 @@ class TierConfig:
     cold_threads: int | None = None
     hot: tuple[str, ...] = ()             # book names always in the hot tier
     hot_max_books: int | None = None      # auto: HOT_BOOKS_PER_THREAD per hot worker
+    hot_thread_load: float = 100_000.0    # records/s of hot books one hot worker takes
     thresholds: Thresholds = field(default_factory=Thresholds)
     rebalance_interval: float = 1.0
     batch: int = 64
@@ -127,6 +140,7 @@ class TierConfig:
         return cls(mode=t["mode"], hot_threads=auto(t["hot_threads"]),
                    warm_threads=auto(t["warm_threads"]), cold_threads=auto(t["cold_threads"]),
                    hot=tuple(t["hot"]), hot_max_books=auto(t["hot_max_books"]),
+                   hot_thread_load=float(t["hot_thread_load"]),
                    thresholds=Thresholds(t["hot_up"], t["hot_down"], t["warm_up"],
                                          t["warm_down"]),
                    rebalance_interval=float(t["rebalance_interval"]), batch=t["batch"],
@@ -154,10 +168,26 @@ class TierConfig:
             raise ValueError("rebalance_interval must be > 0")
         if self.batch < 1:
             raise ValueError("batch must be >= 1")
+        if self.hot_thread_load <= 0:
+            raise ValueError("hot_thread_load must be > 0")
         self.thresholds.check()
 
 
 HOT_BOOKS_PER_THREAD = 16
+
+
+def _renice_current_thread(nice: int) -> str:
+    """Raise the calling thread's niceness (Linux: per thread; needs no privilege)."""
+    if not nice:
+        return "nice 0"
+    if sys.platform != "linux":
+        return f"nice unchanged on {sys.platform}"
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+        return f"nice +{nice}"
+    except OSError as exc:
+        return f"nice unchanged: {exc}"
 
 
 class _Worker:
@@ -174,6 +204,7 @@ class _Worker:
         self.apply_hist = new_hist()
         self.stats = np.zeros(S_WORDS, dtype=np.int64)
         self.pin_report = "not started"
+        self.nice_report = "not started"
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
@@ -181,11 +212,12 @@ class _Worker:
         e = self.engine
         self.pin_report = pin_current_thread(self.cpu)
         p = self.policy
+        self.nice_report = _renice_current_thread(p.nice)
         try:
             run_tier_worker(self.wid, e.wctl, e.lists, e.inbox, e.pool.ctl, e.pool.buf,
                             e.pool.off, e.pool.cap, e.store.hdr, e.store.px, e.store.sz,
-                            e.config.batch, p.spin, p.yields, p.park_us, self.victims,
-                            self.hist, self.apply_hist, self.stats)
+                            e.config.batch, p.spin, p.yields, p.park_us, p.pace_us,
+                            self.victims, self.hist, self.apply_hist, self.stats)
         except BaseException as exc:  # pragma: no cover - surfaced by stop()
             self.error = exc
 
@@ -370,7 +402,8 @@ class TierEngine:
         rates = np.maximum(rates, self._avg)
         new = classify(rates, self.tier, self.config.thresholds, self.pinned,
                        self.hot_capacity, have_hot=self.counts["hot"] > 0,
-                       have_cold=self.counts["cold"] > 0, rank_rates=now_rates)
+                       have_cold=self.counts["cold"] > 0, rank_rates=now_rates,
+                       hot_load=self.config.hot_thread_load * self.counts["hot"])
         owners = self.owners()
         self._loads = np.bincount(owners, weights=rates, minlength=len(self.workers))
         # hottest first: they matter most if a move has to wait
@@ -429,7 +462,7 @@ class TierEngine:
                         "lost": int(r[T_LOST]), "loops": int(r[T_LOOPS]),
                         "spins": int(r[T_SPINS]), "yields": int(r[T_YIELDS]),
                         "parks": int(r[T_PARKS]), "bad_records": int(wk.stats[2]),
-                        "cpu": wk.cpu, "pin": wk.pin_report})
+                        "cpu": wk.cpu, "pin": wk.pin_report, "nice": wk.nice_report})
         return out
 
     def latency_hist(self, tier: str | None = None) -> np.ndarray:

@@ -124,11 +124,14 @@ def steal_one(w, wctl, lists, ctl, victims, start, min_backlog):
 
 @njit(nogil=True, cache=True)
 def run_tier_worker(w, wctl, lists, inbox, ctl, buf, off, cap, hdr, px, sz, batch, spin,
-                    yields, park_us, victims, hist, apply_hist, stats):
+                    yields, park_us, pace_us, victims, hist, apply_hist, stats):
     """Worker ``w``'s loop until wctl[w, T_STOP] is set and its queues are empty.
 
-    victims: worker ids it may steal from (empty: never steals).  hist: receive ->
-    visible latency per message; apply_hist: time per claimed batch (both ns)."""
+    victims: worker ids it may steal from (empty: never steals).  pace_us > 0: after a
+    poll that emptied its queues, sleep that long before the next one even if it found
+    work (the cold tier: one sweep over thousands of quiet queues per period, instead
+    of sweeping them back to back and burning a core).  hist: receive -> visible latency
+    per message; apply_hist: time per claimed batch (both ns)."""
     row = wctl[w]
     mine = lists[w]
     box = inbox[w]
@@ -191,6 +194,9 @@ def run_tier_worker(w, wctl, lists, inbox, ctl, buf, off, cap, hdr, px, sz, batc
                     continue
         if got > 0:
             idle = 0
+            if pace_us > 0 and left == 0 and not stop:
+                row[T_PARKS] += 1
+                sleep_us(pace_us)
             continue
         if stop:
             break

@@ -65,6 +65,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "hot": Key(list, [], "a list of \"exchange:SYMBOL\" book names",
                    lambda v: all(isinstance(x, str) and ":" in x for x in v)),
         "hot_max_books": _auto_or_int(0, 100000),
+        "hot_thread_load": Key((int, float), 100_000.0, "records per second, > 0",
+                               lambda v: v > 0),
         "hot_up": _rate(),
         "hot_down": _rate(),
         "warm_up": _rate(),

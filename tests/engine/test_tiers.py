@@ -293,6 +293,12 @@ def test_hot_capacity_and_static_hot_list():
     # ... but not over much busier ones
     new3 = classify(np.array([5000.0, 9000.0, 7000.0, 30000.0, 0.0]), new, th, pinned, 3)
     assert list(new3) == [WARM, HOT, WARM, HOT, HOT]
+    # a load budget admits the busiest books while their summed rate fits
+    new4 = classify(rates, np.full(5, WARM, np.int8), th, pinned, hot_load=17000.0)
+    assert list(new4) == [WARM, HOT, HOT, WARM, HOT]
+    new5 = classify(np.array([50000.0, 9000.0, 0.0]), np.full(3, WARM, np.int8), th,
+                    hot_load=10000.0)
+    assert list(new5) == [HOT, WARM, COLD]      # the busiest is admitted even over budget
     store = BookStore(5, 8)
     for b in range(5):
         store.configure(b, f"X{b}", 0, 0)
