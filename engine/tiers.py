@@ -97,7 +97,7 @@ def auto_spin(threads: int, ncpu: int, spin: int | None = None,
     spin and sweep at most every COLD_PACE_US.  Warm and cold threads run at a higher
     niceness, so where threads share a core the scheduler favours the hot ones."""
     fits = threads + 1 <= ncpu
-    hot_spin = spin if spin is not None else (200_000 if fits else 20_000)
+    hot_spin = spin if spin is not None else (200_000 if fits else 200)
     warm_spin = spin if spin is not None else (20_000 if fits else 200)
     # sharing cores with other runnable threads, sched_yield hands the core away for a
     # whole slice, while a short sleep wakes with the scheduler's sleeper credit: there,
