@@ -1,9 +1,11 @@
-"""A live feed: instruments, book store, rings, writer thread and one websocket
+"""A live feed: instruments, book store, rings, writer threads and one websocket
 connection per chunk of symbols, for any set of exchanges, on one asyncio loop.
 
-The event loop thread is the single producer of every ring (SPSC holds); the writer
-thread is the single consumer.  ``Feed`` is what ``hftbook run`` and the loopback tests
-drive."""
+The event loop thread is the single producer of every ring (SPSC holds).  By default
+every book has its own queue and the tier engine (engine.tiers: hot, warm and cold
+workers, work stealing, rebalancing) consumes them, one worker per queue at a time;
+mode "single" keeps the original layout (one ring per exchange, one writer thread).
+``Feed`` is what ``hftbook run`` and the loopback tests drive."""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ import aiohttp
 
 from connectors.base import BookTarget, ConfigError, ExchangeStats, Instrument, Protocol
 from connectors.runner import Connection
+from engine.queues import QueuePool, queue_capacity
 from engine.ring import RingPool
 from engine.store import BookStore
+from engine.tiers import TierConfig, TierEngine
 from engine.writer import Writer
 
 log = logging.getLogger("hftbook.feed")
@@ -59,11 +63,19 @@ async def fetch_instruments(spec: ExchangeSpec, http: aiohttp.ClientSession,
     return out
 
 
+def _message_levels(spec: ExchangeSpec) -> int:
+    """Levels a side the venue's largest message can carry: connectors trim snapshots
+    to their protocol's depth (which some venues let the options raise)."""
+    return max(spec.protocol.depth, int(spec.options.get("depth") or 0))
+
+
 class Feed:
     def __init__(self, specs: list[ExchangeSpec], depth: int = 1000,
                  ring_capacity: int = 1 << 16, writer_cpu: int | None = None,
-                 connection_options: dict | None = None, record_dir: str | None = None) -> None:
+                 connection_options: dict | None = None, record_dir: str | None = None,
+                 tiers: TierConfig | None = None) -> None:
         self.specs = specs
+        self.tier_config = tiers if tiers is not None else TierConfig()
         self.depth = depth
         self.ring_capacity = ring_capacity
         self.writer_cpu = writer_cpu
@@ -75,8 +87,10 @@ class Feed:
         self.connections: list[Connection] = []
         self.index: dict[tuple[str, str], int] = {}   # (exchange, native) -> book
         self.store: BookStore | None = None
-        self.pool: RingPool | None = None
-        self.writer: Writer | None = None
+        self.pool: RingPool | None = None          # mode "single": one ring per exchange
+        self.queues: QueuePool | None = None       # tier modes: one queue per book
+        self.writer: Writer | None = None          # mode "single"
+        self.tiers: TierEngine | None = None       # tier modes, once running
         self.stop_event: asyncio.Event | None = None
 
     async def setup(self, http: aiohttp.ClientSession) -> None:
@@ -92,19 +106,29 @@ class Feed:
                                   f"{', '.join(unknown)}")
         n_books = sum(len(s.symbols) for s in self.specs)
         self.store = BookStore(max(n_books, 1), self.depth)
-        self.pool = RingPool(len(self.specs), self.ring_capacity)
+        single = self.tier_config.mode == "single"
+        if single:
+            self.pool = RingPool(len(self.specs), self.ring_capacity)
+        else:  # each queue holds its venue's largest message (a full-depth snapshot)
+            caps = [queue_capacity(_message_levels(spec)) for spec in self.specs
+                    for _ in spec.symbols]
+            self.queues = QueuePool(caps or [queue_capacity(1)])
         b = 0
         for r, spec in enumerate(self.specs):
             cls = spec.protocol
             stats = self.stats.setdefault(cls.exchange, ExchangeStats(cls.exchange))
-            ring = self.pool.ring(r)
+            ring = self.pool.ring(r) if single else None
             targets = {}
             for s in spec.symbols:
                 inst = spec.instruments[s]
                 self.store.configure(b, f"{cls.exchange}:{s}", inst.price_decimals,
                                      inst.size_decimals, min(self.depth, cls.depth))
                 self.index[(cls.exchange, s)] = b
-                targets[s] = BookTarget(ring.ctl, ring.data, b, self.store.hdr)
+                if single:
+                    targets[s] = BookTarget(ring.ctl, ring.data, b, self.store.hdr)
+                else:
+                    targets[s] = BookTarget(self.queues.ctl[b], self.queues.data(b), b,
+                                            self.store.hdr)
                 b += 1
             recorder = self._recorder(spec) if self.record_dir else None
             step = cls.max_symbols_per_connection
@@ -152,6 +176,17 @@ class Feed:
                 pass
         await conn.run(self.stop_event)
 
+    @property
+    def running(self) -> bool:
+        """The engine threads are consuming (set once ``run`` has started them)."""
+        return self.writer is not None or self.tiers is not None
+
+    def latency_hist(self):
+        """Receive -> visible latency buckets (engine.histogram) of every writer."""
+        if self.tiers is not None:
+            return self.tiers.latency_hist()
+        return self.writer.hist.copy() if self.writer is not None else None
+
     def book(self, exchange: str, native: str):
         return self.store.book(self.index[(exchange, native)])
 
@@ -164,15 +199,26 @@ class Feed:
         try:
             if self.store is None:
                 await self.setup(http)
-            self.writer = Writer(self.store, self.pool, list(range(len(self.pool))),
-                                 name="writer-0", cpu=self.writer_cpu).start()
+            if self.tier_config.mode == "single":
+                self.writer = Writer(self.store, self.pool, list(range(len(self.pool))),
+                                     name="writer-0", cpu=self.writer_cpu).start()
+            else:
+                try:
+                    engine = TierEngine(self.store, self.queues, self.tier_config)
+                except ValueError as exc:
+                    raise ConfigError(f"tiers: {exc}") from None
+                log.info("%s", engine.describe())
+                self.tiers = engine.start()
             tasks = [asyncio.ensure_future(self._staggered(c, i))
                      for i, c in enumerate(self._per_venue_order())]
             try:
                 await self.stop_event.wait()
             finally:
                 await asyncio.gather(*tasks, return_exceptions=True)
-                self.writer.stop()
+                if self.writer is not None:
+                    self.writer.stop()
+                if self.tiers is not None:
+                    self.tiers.stop()
                 for rec in self.recorders.values():
                     rec.close()
         finally:

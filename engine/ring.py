@@ -35,6 +35,7 @@ CTL_WORDS = 32
 C_HEAD = 0            # producer line
 C_PUSHED_MSGS = 1
 C_TAIL = 8            # consumer line
+C_OWNER = 9           # consumer line: which worker may consume (engine.handoff)
 C_PROD_TAIL = 16      # producer's cached tail
 C_FULL = 17           # pushes refused because the ring was full
 C_CONS_HEAD = 24      # consumer's cached head

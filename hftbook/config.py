@@ -30,6 +30,15 @@ def _in(*choices):
     return Key(str, None, " or ".join(repr(c) for c in choices), lambda v: v in choices)
 
 
+def _auto_or_int(lo: int, hi: int):
+    return Key((str, int), "auto", f"\"auto\" or an integer in {lo}..{hi}",
+               lambda v: v == "auto" if isinstance(v, str) else lo <= v <= hi)
+
+
+def _rate():
+    return Key((int, float), None, "records per second, >= 0", lambda v: v >= 0)
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "": {
         "mode": Key(str, "simulated", "'simulated' or 'live'", lambda v: v in ("simulated",
@@ -45,6 +54,29 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "batch": _int_range(1, 1 << 16),
         "writer_cpu": Key(int, -1, "a CPU number, or -1 for no pinning", lambda v: v >= -1),
         "verify_checksums": Key(bool, True, "true or false"),
+    },
+    "tiers": {
+        "mode": Key(str, "tiers", "'tiers', 'pool' (one work-stealing pool, no tiers) or "
+                    "'single' (one ring per exchange, one writer)",
+                    lambda v: v in ("tiers", "pool", "single")),
+        "hot_threads": _auto_or_int(0, 256),
+        "warm_threads": _auto_or_int(1, 256),
+        "cold_threads": _auto_or_int(0, 1),
+        "hot": Key(list, [], "a list of \"exchange:SYMBOL\" book names",
+                   lambda v: all(isinstance(x, str) and ":" in x for x in v)),
+        "hot_max_books": _auto_or_int(0, 100000),
+        "hot_thread_load": Key((int, float), 100_000.0, "records per second, > 0",
+                               lambda v: v > 0),
+        "hot_up": _rate(),
+        "hot_down": _rate(),
+        "warm_up": _rate(),
+        "warm_down": _rate(),
+        "rebalance_interval": Key((int, float), 1.0, "seconds, > 0", lambda v: v > 0),
+        "batch": _int_range(1, 1 << 16),
+        "spin": _auto_or_int(0, 1 << 30),
+        "park_us": _auto_or_int(1, 1_000_000),
+        "pin": Key(bool, False, "true or false"),
+        "steal": Key(bool, True, "true or false"),
     },
     "simulator": {
         "symbols_per_exchange": _int_range(1, 10000),
@@ -77,6 +109,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
 }
 DEFAULTS = {
     "engine": {"batch": 64},
+    "tiers": {"batch": 64, "hot_up": 2000.0, "hot_down": 1000.0, "warm_up": 100.0,
+              "warm_down": 25.0},
     "simulator": {"symbols_per_exchange": 20},
     "dashboard": {"books_shown": 8},
     "logging": {"level": "warning"},
@@ -99,6 +133,17 @@ def _check(section: str, name: str, key: Key, value: Any) -> Any:
     return value
 
 
+def _check_tiers(t: dict) -> None:
+    """Thresholds that only make sense together (hysteresis needs up > down)."""
+    for tier in ("hot", "warm"):
+        if not t[f"{tier}_down"] < t[f"{tier}_up"]:
+            raise ConfigError(f"config: tiers.{tier}_down = {t[f'{tier}_down']!r} must be "
+                              f"below tiers.{tier}_up = {t[f'{tier}_up']!r} (hysteresis)")
+    if t["warm_up"] > t["hot_up"] or t["warm_down"] > t["hot_down"]:
+        raise ConfigError("config: tiers.warm_up / tiers.warm_down must not exceed "
+                          "tiers.hot_up / tiers.hot_down")
+
+
 def validate(raw: dict, known_exchanges: set[str]) -> dict:
     """Checked config with defaults filled in; ConfigError on any problem."""
     out: dict[str, Any] = {}
@@ -117,6 +162,7 @@ def validate(raw: dict, known_exchanges: set[str]) -> dict:
         defaults = DEFAULTS.get(section, {})
         out[section] = {n: _check(section, n, k, given.get(n, defaults.get(n, k.default)))
                         for n, k in keys.items()}
+    _check_tiers(out["tiers"])
     allowed_top = set(SCHEMA) | set(SCHEMA[""]) | {"exchanges"}
     unknown = set(raw) - allowed_top
     if unknown:

@@ -23,6 +23,7 @@ from connectors.runner import run_async
 from engine.constants import H_MAX_LEVELS, HDR_WORDS
 from engine.histogram import percentiles
 from engine.monitor import Monitor, feed_snapshot_source, log_line
+from engine.tiers import TierConfig
 from hftbook import config as cfgmod
 from simulator.registry import symbol_names, venue_class
 
@@ -129,7 +130,7 @@ class _Rates:
         out = {ex: {"msgs": (m - prev.get(ex, (0, 0))[0]) / dt,
                     "levels": (lv - prev.get(ex, (0, 0))[1]) / dt}
                for ex, (m, lv) in counts.items()}
-        hist = self.feed.writer.hist.copy() if self.feed.writer else None
+        hist = self.feed.latency_hist()
         if hist is not None:
             out["_latency"] = percentiles(hist - hist0 if hist0 is not None else hist)
         self.last = (now, counts, hist)
@@ -198,7 +199,8 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
         check_faults(faults, own_venues)
     feed = Feed(_specs(cfg, venues), depth=cfg["book"]["depth"], record_dir=record_dir,
                 ring_capacity=cfg["engine"]["ring_capacity"],
-                writer_cpu=None if cfg["engine"]["writer_cpu"] < 0 else cfg["engine"]["writer_cpu"])
+                writer_cpu=None if cfg["engine"]["writer_cpu"] < 0 else cfg["engine"]["writer_cpu"],
+                tiers=TierConfig.from_table(cfg["tiers"]))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -209,7 +211,7 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
     duration = cfg["duration"]
     interactive = sys.stdout.isatty() and not as_json
     try:
-        while feed.writer is None and not runner.done():
+        while not feed.running and not runner.done():
             await asyncio.sleep(0.01)
         if runner.done():
             await runner  # raises the startup error (unknown symbol, ...)
@@ -355,8 +357,15 @@ def _summary(feed: Feed, seconds: float, venues: dict) -> dict:
     totals = {k: sum(v[k] for v in per.values()) for k in keys}
     out = {"mode": "simulated" if venues else "live", "seconds": round(seconds, 2),
            "exchanges": per, "totals": totals}
-    if feed.writer is not None:
-        out["latency_ns"] = percentiles(feed.writer.hist)
+    hist = feed.latency_hist()
+    if hist is not None:
+        out["latency_ns"] = percentiles(hist)
+    if feed.tiers is not None:
+        snap = feed.tiers.snapshot()
+        out["tiers"] = {"threads": feed.tiers.counts, "books": snap["tier_counts"],
+                        "rebalances": snap["rebalance"]["count"],
+                        "moves": feed.tiers.moves_total,
+                        "steals": sum(w["steals"] for w in snap["workers"])}
     if venues:
         out["simulator_faults"] = {ex: v.faults for ex, v in venues.items()}
     return out
