@@ -110,7 +110,7 @@ def _dashboard(feed: Feed, rates: dict, shown: int, monitor=None):
                       f"{top.ask_px[0]:g}" if top.n_ask else "-",
                       f"{top.ask_sz[0]:g}" if top.n_ask else "-", str(top.seq))
     if monitor is not None and monitor.latest is not None:
-        return Group(t, _monitor_table(monitor.latest), books)
+        return Group(t, _monitor_table(monitor.latest, monitor.names), books)
     return Group(t, books)
 
 
@@ -317,7 +317,7 @@ def _queue_name(feed: Feed, q: int) -> str:
     return feed.specs[q].protocol.exchange
 
 
-def _monitor_table(rep):
+def _monitor_table(rep, names):
     from rich.table import Table
 
     t = Table(title="engine", expand=False)
@@ -332,7 +332,7 @@ def _monitor_table(rep):
                   str(tr.queue_depth), f"{tr.avg_depth:.0f}", str(tr.max_queue_depth),
                   str(tr.ring_full), style="bold red" if tr.saturated else None)
     rb = rep.rebalance
-    moves = ", ".join(f"{b}:{a}->{c}" for b, a, c in rb.get("moves", [])[:4])
+    moves = ", ".join(f"{names(b)} {a}->{c}" for b, a, c in rb.get("moves", [])[:4])
     t.caption = (f"cpu % per core {' '.join(f'{c:.0f}' for c in rep.cpu_percent)} | "
                  f"ctx switches/interval {rep.ctx_switches['voluntary']} vol "
                  f"{rep.ctx_switches['involuntary']} invol | rebalances {rb.get('count', 0)}"
