@@ -380,7 +380,8 @@ def measure_priority_and_pinning(seconds: float) -> list[dict]:
     rt_rep = next((r for r in rt["reports"] if r.technique.startswith("realtime")), None)
     eff = rt_rep.effective if rt_rep else "?"
     note = (f"{rate // 1000}K upd/s offered, one CPU hog competing; writer preempted "
-            f"{base['preempted']}x vs {rt['preempted']}x; on = {eff}")
+            f"{base['preempted']}x vs {rt['preempted']}x; on = {eff}, spinning at most "
+            f"{P.RT_SPIN} polls before parking")
     rows.append(row("realtime priority", "latency p99", base["p99"] / 1e3, rt["p99"] / 1e3,
                     "us", note))
     rows.append(row("realtime priority", "latency p99.9", base["p999"] / 1e3,

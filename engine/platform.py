@@ -423,6 +423,22 @@ def setup_writer_thread(index: int, cpu: int | None) -> str:
     return pin.effective if pin.ok or cpu is None else f"{pin.effective}: {pin.reason}"
 
 
+RT_SPIN = 2000  # idle polls a realtime writer spins before it parks
+
+
+def rt_safe_params(params: tuple) -> tuple:
+    """Writer idle policy (batch, spin, yields, park_us) for the calling thread.  Under
+    SCHED_FIFO/RR the kernel throttles a thread that runs for more than
+    sched_rt_runtime_us of each period (950 ms of 1 s by default) by descheduling it for
+    the rest of the period, a 50 ms stall; ``sched_yield`` does not help (it yields only
+    to realtime threads of the same priority).  So a realtime writer spins briefly and
+    then parks: measured here, a 20000-poll spin gave a 21 ms worst case, 1000 polls 3 ms."""
+    batch, spin, yields, park_us = params
+    if sys.platform == "linux" and os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR):
+        return batch, min(spin, RT_SPIN), 0, park_us
+    return params
+
+
 # ------------------------------------------------------------------------ startup
 
 def configure(s: Settings) -> list[Report]:

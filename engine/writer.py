@@ -24,7 +24,7 @@ from engine.atomics import cpu_relax, load_relaxed, sched_yield, sleep_us, store
 from engine.histogram import new_hist
 from engine.kernels import S_WORDS
 from engine.layout import aligned_zeros
-from engine.platform import setup_writer_thread
+from engine.platform import rt_safe_params, setup_writer_thread
 from engine.ring import ring_consume
 
 # writer control block (int64[W_WORDS]); Python writes line 0, the writer the rest
@@ -116,9 +116,10 @@ class Writer:
 
     def _main(self) -> None:
         self.pin_report = setup_writer_thread(self.index, self.cpu)  # pin, priority
+        params = rt_safe_params(self.params)  # a realtime writer must park, not spin
         try:
             run_writer(self.wctl, self.owned, self.pool.ctl, self.pool.data, self.store.hdr,
-                       self.store.px, self.store.sz, *self.params, self.hist, self.stats)
+                       self.store.px, self.store.sz, *params, self.hist, self.stats)
         except BaseException as exc:  # pragma: no cover - surfaced by stop()
             self._error = exc
 

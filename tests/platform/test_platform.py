@@ -216,3 +216,18 @@ def test_settings_reject_nothing_silently():
         P.Settings.from_config({"hugepages": "off"})
     with pytest.raises(ValueError):
         P.allocate(1 << 20, "sometimes")
+
+
+@linux
+def test_a_realtime_writer_parks_instead_of_spinning():
+    params = (64, 20_000, 200, 50)
+    assert _in_thread(P.rt_safe_params, params) == params
+
+    def fifo():
+        rep = P.set_realtime(5, 0)
+        return rep.ok, P.rt_safe_params(params)
+
+    ok, got = _in_thread(fifo)
+    if not ok:
+        pytest.skip("SCHED_FIFO not permitted here")
+    assert got == (64, P.RT_SPIN, 0, 50)
