@@ -18,8 +18,9 @@ from numba.extending import intrinsic
 
 from bench.torture import state_ok
 from engine.atomics import load_relaxed, monotonic_ns, store_relaxed
-from engine.constants import ASK, BID, F_END, H_NASK, H_NBID, HDR_WORDS, R_FLAGS
+from engine.constants import ASK, BID, F_END, H_NASK, H_NBID, HDR_WORDS, R_BOOK, R_FLAGS
 from engine.doublebuf import db_copy_top, db_refresh
+from engine.histogram import hist_record
 from engine.kernels import apply_records
 from engine.read import best, copy_top, top_levels_fixed
 from engine.seqlock import read_begin, read_valid
@@ -61,25 +62,26 @@ rw_unlock = _pthread("pthread_rwlock_unlock")
 
 
 @njit(nogil=True, cache=True)
-def lock_writer(mode, lock, hdr, px, sz, data, mask, bounds, duration_ns, hist, stats,
+def lock_writer(mode, locks, hdr, px, sz, data, mask, bounds, duration_ns, hist, stats,
                 wstats):
     """Apply the torture messages round and round for ``duration_ns``, each message
-    under the lock of ``mode`` (the seqlock inside apply_records always runs).
-    wstats: [0] messages, [1] ticks spent acquiring the lock, [2] worst acquire."""
+    under its book's lock ``locks[book]`` in ``mode`` (the seqlock inside apply_records
+    always runs).  wstats: [0] messages, [1] ticks spent acquiring locks, [2] worst."""
     end = monotonic_ns() + duration_ns
     while monotonic_ns() < end:
         for m in range(bounds.shape[0]):
+            b = data[R_BOOK, bounds[m, 0] & mask]
             t0 = rdtsc()
             if mode == MODE_MUTEX:
-                mutex_lock(lock)
+                mutex_lock(locks[b])
             elif mode == MODE_RWLOCK:
-                rw_wrlock(lock)
+                rw_wrlock(locks[b])
             waited = rdtsc() - t0
             apply_records(hdr, px, sz, data, mask, bounds[m, 0], bounds[m, 1], hist, stats)
             if mode == MODE_MUTEX:
-                mutex_unlock(lock)
+                mutex_unlock(locks[b])
             elif mode == MODE_RWLOCK:
-                rw_unlock(lock)
+                rw_unlock(locks[b])
             wstats[0] += 1
             wstats[1] += waited
             if waited > wstats[2]:
@@ -103,9 +105,11 @@ def _copy_plain(hdr, px, sz, b, n, out_px, out_sz):
 
 
 @njit(nogil=True, cache=True)
-def lock_reader(mode, lock, hdr, px, sz, n_books, levels, duration_ns, rstats):
-    """Copy the top ``levels`` of the books round and round for ``duration_ns``.
-    rstats: [0] reads, [1] torn, [2] seqlock retries, [3] elapsed ns."""
+def lock_reader(mode, locks, hdr, px, sz, n_books, levels, duration_ns, rstats, hist):
+    """Copy the top ``levels`` of the books for ``duration_ns``, each under its book's
+    lock (or the seqlock alone), in a stride order not in step with the writer.
+    rstats: [0] reads, [1] torn, [2] seqlock retries, [3] elapsed ns; ``hist`` gets
+    each read's duration in TSC ticks."""
     out_px = np.zeros((2, 32), np.int64)
     out_sz = np.zeros((2, 32), np.int64)
     t_start = monotonic_ns()
@@ -116,7 +120,8 @@ def lock_reader(mode, lock, hdr, px, sz, n_books, levels, duration_ns, rstats):
     while True:
         if (reads & 255) == 0 and monotonic_ns() >= end:
             break
-        b = reads % n_books
+        b = (reads * 37) % n_books
+        t0 = rdtsc()
         if mode == MODE_SEQLOCK:
             while True:
                 s = read_begin(hdr, b)
@@ -125,13 +130,14 @@ def lock_reader(mode, lock, hdr, px, sz, n_books, levels, duration_ns, rstats):
                     break
                 retries += 1
         elif mode == MODE_MUTEX:
-            mutex_lock(lock)
+            mutex_lock(locks[b])
             nb, na = _copy_plain(hdr, px, sz, b, levels, out_px, out_sz)
-            mutex_unlock(lock)
+            mutex_unlock(locks[b])
         else:
-            rw_rdlock(lock)
+            rw_rdlock(locks[b])
             nb, na = _copy_plain(hdr, px, sz, b, levels, out_px, out_sz)
-            rw_unlock(lock)
+            rw_unlock(locks[b])
+        hist_record(hist, rdtsc() - t0)
         reads += 1
         if not state_ok(out_px, out_sz, nb, na):  # needs levels >= 20 (the torture books)
             torn += 1
@@ -160,10 +166,11 @@ def db_writer(hdr, px, sz, data, mask, bounds, duration_ns, hist, stats, seq, ch
 
 
 @njit(nogil=True, cache=True)
-def db_reader(seq, chdr, cpx, csz, n_slots, levels, duration_ns, mode, rstats):
+def db_reader(seq, chdr, cpx, csz, n_slots, levels, duration_ns, mode, rstats, hist):
     """Read the published copies for ``duration_ns``.  mode 0: the db_copy_top protocol;
     mode 1: the copy being written, unvalidated (a negative control: it must tear).
-    rstats: [0] reads, [1] torn, [2] retries, [3] elapsed ns, [4] states seen."""
+    rstats: [0] reads, [1] torn, [2] retries, [3] elapsed ns, [4] states seen; ``hist``
+    (when not empty) gets each read's duration in TSC ticks."""
     out_px = np.zeros((2, 32), np.int64)
     out_sz = np.zeros((2, 32), np.int64)
     out_hdr = np.zeros(HDR_WORDS, np.int64)
@@ -177,7 +184,8 @@ def db_reader(seq, chdr, cpx, csz, n_slots, levels, duration_ns, mode, rstats):
     while True:
         if (reads & 255) == 0 and monotonic_ns() >= end:
             break
-        slot = reads % n_slots
+        slot = (reads * 37) % n_slots
+        t0 = rdtsc()
         if mode == 0:
             nb, na, r = db_copy_top(seq, chdr, cpx, csz, slot, levels, out_px, out_sz,
                                     out_hdr)
@@ -192,6 +200,8 @@ def db_reader(seq, chdr, cpx, csz, n_slots, levels, duration_ns, mode, rstats):
             for k in range(na):
                 out_px[ASK, k] = cpx[slot, c, ASK, k]
                 out_sz[ASK, k] = csz[slot, c, ASK, k]
+        if hist.shape[0] > 0:
+            hist_record(hist, rdtsc() - t0)
         reads += 1
         if not state_ok(out_px, out_sz, nb, na):
             torn += 1

@@ -64,12 +64,13 @@ def _race(mode, seconds=2.0, n_books=2):
     rst = np.zeros(8, np.int64)
     args = (store.hdr, store.px, store.sz, data, mask, bounds)
     db_writer(*args, 1, NO_HIST, stats, *db.arrays, db.slot_book, True)   # compile
-    db_reader(*db.arrays, n_books, 20, 1, mode, rst)
+    db_reader(*db.arrays, n_books, 20, 1, mode, rst, NO_HIST)
     dur = int(seconds * 1e9)
     out = []
     w = threading.Thread(target=lambda: out.append(
         db_writer(*args, dur, NO_HIST, stats, *db.arrays, db.slot_book, True)))
-    r = threading.Thread(target=db_reader, args=(*db.arrays, n_books, 20, dur, mode, rst))
+    r = threading.Thread(target=db_reader, args=(*db.arrays, n_books, 20, dur, mode, rst,
+                                                 NO_HIST))
     w.start()
     r.start()
     w.join()
