@@ -472,13 +472,14 @@ def configure(s: Settings) -> list[Report]:
 
 
 def print_startup_report(quiet: bool = False) -> None:
-    """Log every report (INFO; WARNING for a setting that did not take effect) and,
-    unless ``quiet``, print them: what `hftbook run` shows once its writers run."""
+    """Print every report (what `hftbook run` shows once its writers run) and log it at
+    INFO; when ``quiet`` (JSON output) nothing is printed and a setting that did not
+    take effect is logged as a WARNING instead."""
     import logging
 
     log = logging.getLogger("hftbook.platform")
     for r in reports():
-        log.log(logging.INFO if r.ok else logging.WARNING, "%s", r.line())
+        log.log(logging.WARNING if quiet and not r.ok else logging.INFO, "%s", r.line())
         if not quiet:
             print(f"platform: {r.line()}", flush=True)
 
