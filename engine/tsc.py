@@ -16,12 +16,15 @@ Why a TSC needs checks and recalibration:
   thread re-measures (tsc, monotonic) once a second and republishes base and rate, so
   a stamp from a kernel and one from Python stay within calibration error (tens of ns).
 
-Parameter block (int64[8], 64-byte aligned; the kernels reach it through a global symbol
-registered with LLVM, which is resolved again when a cached kernel is loaded):
-  [0] seqlock counter (odd while the calibrator rewrites [2..4])
-  [1] mode: 0 = clock_gettime, 1 = TSC
-  [2] base_tsc, [3] base_ns (a (tsc, monotonic) pair), [4] mult = ns per tick << SHIFT
+Parameter block (int64[16], 64-byte aligned; the kernels reach it through a global
+symbol registered with LLVM, which is resolved again when a cached kernel is loaded):
+  [0] latch counter, [1] mode: 0 = clock_gettime, 1 = TSC
+  [2 + 3c ..] copy c (c = 0, 1) of: base_tsc, base_ns (a (tsc, monotonic) pair),
+              mult = ns per tick << SHIFT
 ns = base_ns + ((tsc - base_tsc) * mult >> SHIFT), the product taken in 128 bits.
+The calibrator republishes with the latch protocol of engine/doublebuf.py (write the
+copy not in use, then flip the counter), so a kernel reading the clock never waits for
+a calibrator thread that was preempted halfway through an update.
 """
 
 from __future__ import annotations
@@ -49,16 +52,17 @@ from engine.atomics import (
 )
 
 SHIFT = 32
-K_SEQ, K_MODE, K_BASE_TSC, K_BASE_NS, K_MULT = 0, 1, 2, 3, 4
+K_SEQ, K_MODE, K_COPY = 0, 1, 2          # copy c at K_COPY + 3c: base_tsc, base_ns, mult
+N_PARAMS = 16
 MODE_GETTIME = 0
 MODE_TSC = 1
 _SYMBOL = "hftbook_tsc_clock_params"
 _IS_X86 = __import__("platform").machine().lower() in ("x86_64", "amd64")
 
 # The block lives for the whole process: a ctypes array never moves or gets freed.
-_BLOCK_RAW = (ctypes.c_int64 * 16)()
+_BLOCK_RAW = (ctypes.c_int64 * (N_PARAMS + 8))()
 _off = (-ctypes.addressof(_BLOCK_RAW)) % 64 // 8
-PARAMS = np.ctypeslib.as_array(_BLOCK_RAW)[_off:_off + 8]
+PARAMS = np.ctypeslib.as_array(_BLOCK_RAW)[_off:_off + N_PARAMS]
 llvm.add_symbol(_SYMBOL, PARAMS.ctypes.data)
 
 _I64 = ir.IntType(64)
@@ -73,7 +77,7 @@ def _params_ptr(typingctx):
         mod = builder.module
         gv = mod.globals.get(_SYMBOL)
         if gv is None:
-            gv = ir.GlobalVariable(mod, ir.ArrayType(_I64, 8), name=_SYMBOL)
+            gv = ir.GlobalVariable(mod, ir.ArrayType(_I64, N_PARAMS), name=_SYMBOL)
             gv.linkage = "external"
         return builder.bitcast(gv, _I64.as_pointer())
 
@@ -112,21 +116,22 @@ def mul_shift(typingctx, a, m):
 
 @njit(nogil=True, inline="always")
 def params():
-    """The parameter block as an int64[8] array."""
-    return carray(_params_ptr(), (8,))
+    """The parameter block as an int64[N_PARAMS] array."""
+    return carray(_params_ptr(), (N_PARAMS,))
 
 
 @njit(nogil=True, inline="always")
 def tsc_ns(p):
     """TSC converted to CLOCK_MONOTONIC nanoseconds with the published calibration
-    (a seqlock read of base and rate: the calibrator may republish at any time)."""
+    (a latch read: the calibrator may republish at any time, and is never waited for)."""
     while True:
         s = load_acquire(p, K_SEQ)
-        base_tsc = p[K_BASE_TSC]
-        base_ns = p[K_BASE_NS]
-        mult = p[K_MULT]
+        i = K_COPY + 3 * ((s >> 1) & 1)
+        base_tsc = p[i]
+        base_ns = p[i + 1]
+        mult = p[i + 2]
         fence_acquire()
-        if not s & 1 and load_relaxed(p, K_SEQ) == s:
+        if load_relaxed(p, K_SEQ) <= (s & ~1) + 2:
             break
     return base_ns + mul_shift(rdtsc() - base_tsc, mult)
 
@@ -169,9 +174,10 @@ def _publish(p, base_tsc, base_ns, mult):
     s = load_relaxed(p, K_SEQ)
     store_relaxed(p, K_SEQ, s + 1)
     fence_release()
-    p[K_BASE_TSC] = base_tsc
-    p[K_BASE_NS] = base_ns
-    p[K_MULT] = mult
+    i = K_COPY + 3 * (((s >> 1) + 1) & 1)
+    p[i] = base_tsc
+    p[i + 1] = base_ns
+    p[i + 2] = mult
     store_release(p, K_SEQ, s + 2)
 
 
