@@ -15,7 +15,7 @@ ever see whole messages.
 
 from numba import njit
 
-from engine.atomics import memmove, monotonic_ns, prefetch
+from engine.atomics import memmove, prefetch
 from engine.checksum import book_checksum, checksum_matches
 from engine.constants import (
     ASK,
@@ -57,6 +57,7 @@ from engine.constants import (
 )
 from engine.histogram import hist_record
 from engine.seqlock import write_begin, write_end
+from engine.tsc import clock_ns  # TSC or clock_gettime, per [platform] tsc_clock
 
 LINEAR_SCAN = 16  # levels scanned from the touch before switching to a search
 DEEP_WINDOW = 4   # half-width of the bracket tried around the interpolated position
@@ -289,7 +290,7 @@ def apply_records(hdr, px, sz, data, mask, start, stop, hist, stats):
         hdr[h + H_UPDATES] += updates
         hdr[h + H_DEPTH_DROPS] += drops
         hdr[h + H_ABSENT_DELETES] += absent
-        now = monotonic_ns()
+        now = clock_ns()
         hdr[h + H_PUBLISH_TS] = now
         write_end(hdr, b, odd)
         stats[S_SECTIONS] += 1

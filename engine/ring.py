@@ -46,9 +46,9 @@ def prefaulted(shape) -> np.ndarray:
     """A zeroed int64 array whose pages are already touched: ``np.zeros`` maps pages
     lazily, and the first write to each one (or a 2 MiB transparent huge page being
     zeroed) would otherwise stall the hot path by microseconds to milliseconds."""
-    a = np.empty(shape, dtype=np.int64)
-    a.fill(0)
-    return a
+    from engine.layout import aligned_zeros
+
+    return aligned_zeros(shape)  # 64-byte aligned: head and tail lines stay apart
 
 
 class RingFull(RuntimeError):

@@ -31,10 +31,14 @@ from engine.atomics import (
     fence_release,
     load_acquire,
     load_relaxed,
+    sched_yield,
     store_relaxed,
     store_release,
 )
 from engine.constants import H_SEQLOCK, HDR_WORDS
+
+SPIN_BEFORE_YIELD = 1000  # pause-spins waiting out a write before yielding the CPU: a
+                          # writer preempted mid-section must get the core back
 
 
 @njit(nogil=True, inline="always")
@@ -58,8 +62,13 @@ def read_begin(hdr, book):
     """Wait out a write in progress; returns the even counter the copy starts from."""
     i = book * HDR_WORDS + H_SEQLOCK
     s = load_acquire(hdr, i)
+    spins = 0
     while s & 1:
-        cpu_relax()
+        spins += 1
+        if spins < SPIN_BEFORE_YIELD:
+            cpu_relax()
+        else:
+            sched_yield()
         s = load_acquire(hdr, i)
     return s
 

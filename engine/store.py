@@ -50,6 +50,10 @@ class BookStore:
         self.depth = _round_up(depth, 8)
         self.requested_depth = depth
         nbytes = store_nbytes(n_books, depth)
+        if buffer is None:  # [platform] settings: huge pages, NUMA binding (or None)
+            from engine.platform import store_buffer
+
+            buffer = store_buffer(nbytes)
         if buffer is None:
             raw = np.empty(nbytes + CACHE_LINE, dtype=np.uint8)
             raw.fill(0)  # touch every page now, not on the hot path

@@ -23,6 +23,8 @@ from numba import njit
 from engine.atomics import cpu_relax, load_relaxed, sched_yield, sleep_us, store_relaxed
 from engine.histogram import new_hist
 from engine.kernels import S_WORDS
+from engine.layout import aligned_zeros
+from engine.platform import rt_safe_params, setup_writer_thread
 from engine.ring import ring_consume
 
 # writer control block (int64[W_WORDS]); Python writes line 0, the writer the rest
@@ -90,6 +92,8 @@ def pin_current_thread(cpu: int | None) -> str:
 class Writer:
     """One writer thread owning a set of rings (and through them, their books)."""
 
+    _count = 0
+
     def __init__(self, store, pool, rings: list[int], *, name: str = "writer",
                  cpu: int | None = None, batch: int = 64, spin: int = 20_000,
                  yields: int = 200, park_us: int = 50, latency: bool = True) -> None:
@@ -99,20 +103,23 @@ class Writer:
         self.pool = pool
         self.name = name
         self.cpu = cpu
+        self.index = Writer._count  # pin_writers[index % n] when cpu is None
+        Writer._count += 1
         self.owned = np.asarray(rings, dtype=np.int64)
         self.params = (batch, spin, yields, park_us)
-        self.wctl = np.zeros(W_WORDS, dtype=np.int64)
-        self.stats = np.zeros(S_WORDS, dtype=np.int64)
+        self.wctl = aligned_zeros(W_WORDS)  # line 0 Python's, lines 1-2 the writer's
+        self.stats = aligned_zeros(S_WORDS)  # one line, this writer's alone
         self.hist = new_hist() if latency else np.zeros(0, dtype=np.int64)
         self.pin_report = "not started"
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
     def _main(self) -> None:
-        self.pin_report = pin_current_thread(self.cpu)
+        self.pin_report = setup_writer_thread(self.index, self.cpu)  # pin, priority
+        params = rt_safe_params(self.params)  # a realtime writer must park, not spin
         try:
             run_writer(self.wctl, self.owned, self.pool.ctl, self.pool.data, self.store.hdr,
-                       self.store.px, self.store.sz, *self.params, self.hist, self.stats)
+                       self.store.px, self.store.sz, *params, self.hist, self.stats)
         except BaseException as exc:  # pragma: no cover - surfaced by stop()
             self._error = exc
 

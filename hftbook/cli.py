@@ -20,14 +20,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         else:
             b.print_table(res, Console())
         return 0
-    if args.what == "tiers":
-        from bench import tiers as b
+    if args.what in ("tiers", "platform"):
+        import importlib
 
+        b = importlib.import_module(f"bench.{args.what}")
         res = b.run(quick=args.quick)
         if args.json:
             sys.stdout.write(orjson.dumps(res).decode() + "\n")
         else:
-            b.print_table(res, Console(width=None if sys.stdout.isatty() else 160))
+            b.print_table(res, Console(width=None if sys.stdout.isatty() else 200))
         return 0
     if args.what == "replay":
         from bench import replay as b
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_cmd_replay)
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
-    bench.add_argument("what", choices=["engine", "replay", "tiers"])
+    bench.add_argument("what", choices=["engine", "replay", "tiers", "platform"])
     bench.add_argument("--recordings", help="recorded sessions directory "
                        "(default: ../shared/recorded/cryptofeed beside the checkout)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")

@@ -101,6 +101,21 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                lambda v: 0 <= v <= 65535),
         "prometheus_addr": Key(str, "127.0.0.1", "an address to listen on, e.g. "
                                "\"127.0.0.1\"", lambda v: bool(v)),
+    "platform": {
+        "huge_pages": Key(str, "auto", "'off', 'auto', 'transparent' or 'hugetlb'",
+                          lambda v: v in ("off", "auto", "transparent", "hugetlb")),
+        "numa": Key((str, int), "auto", "'auto', 'off' or a NUMA node number >= 0",
+                    lambda v: v in ("auto", "off") if isinstance(v, str) else v >= 0),
+        "realtime_priority": Key(int, 0, "0 (off) or a SCHED_FIFO priority in 1..99",
+                                 lambda v: 0 <= v <= 99),
+        "fallback_nice": Key(int, -10, "a nice value in -20..19 (0 = no fallback)",
+                             lambda v: -20 <= v <= 19),
+        "pin_writers": Key(list, [], "a list of CPU numbers, e.g. [1] ([] = no pinning)",
+                           lambda v: all(isinstance(c, int) and not isinstance(c, bool)
+                                         and c >= 0 for c in v)),
+        "tsc_clock": Key(bool, True, "true or false"),
+        "double_buffer_hot": Key(int, 0, "levels per side in 0..1024 (0 = off)",
+                                 lambda v: 0 <= v <= 1024),
     },
     "logging": {
         "level": _in("debug", "info", "warning", "error"),

@@ -20,6 +20,7 @@ from connectors import PROTOCOLS, protocol
 from connectors.base import ConfigError
 from connectors.feed import ExchangeSpec, Feed
 from connectors.runner import run_async
+from engine import platform
 from engine.constants import H_MAX_LEVELS, HDR_WORDS
 from engine.histogram import percentiles
 from engine.monitor import Monitor, feed_snapshot_source, log_line
@@ -197,6 +198,7 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
     own_venues = {ex: v for ex, v in venues.items() if not getattr(v, "external", False)}
     if faults:
         check_faults(faults, own_venues)
+    platform.configure(platform.Settings.from_config(cfg["platform"]))  # before the store
     feed = Feed(_specs(cfg, venues), depth=cfg["book"]["depth"], record_dir=record_dir,
                 ring_capacity=cfg["engine"]["ring_capacity"],
                 writer_cpu=None if cfg["engine"]["writer_cpu"] < 0 else cfg["engine"]["writer_cpu"],
@@ -216,6 +218,7 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
         if runner.done():
             await runner  # raises the startup error (unknown symbol, ...)
         t0 = time.monotonic()  # durations and fault times count from a running feed
+        platform.print_startup_report(as_json)
         if faults:
             asyncio.ensure_future(run_faults(faults, own_venues))
         rates = _Rates(feed)
@@ -366,6 +369,7 @@ def _summary(feed: Feed, seconds: float, venues: dict) -> dict:
                         "rebalances": snap["rebalance"]["count"],
                         "moves": feed.tiers.moves_total,
                         "steals": sum(w["steals"] for w in snap["workers"])}
+    out["platform"] = platform.report_dicts()
     if venues:
         out["simulator_faults"] = {ex: v.faults for ex, v in venues.items()}
     return out
