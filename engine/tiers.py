@@ -49,6 +49,7 @@ from engine.tierworker import (
     T_YIELDS,
     run_tier_worker,
 )
+from engine.platform import rt_safe_params, setup_writer_thread
 from engine.writer import pin_current_thread
 
 log = logging.getLogger("hftbook.tiers")
@@ -197,6 +198,7 @@ class _Worker:
         self.wid = wid
         self.tier = tier
         self.name = f"{TIER_NAMES[tier]}-{idx}"
+        self.idx = idx
         self.policy = policy
         self.cpu = cpu
         self.victims = victims
@@ -210,13 +212,20 @@ class _Worker:
 
     def main(self) -> None:
         e = self.engine
-        self.pin_report = pin_current_thread(self.cpu)
         p = self.policy
+        spin, yields = p.spin, p.yields
+        if self.tier == HOT:
+            # [platform] pin_writers / realtime_priority apply to the hot workers; a
+            # realtime thread must not spin long (RT throttling, engine.platform)
+            self.pin_report = setup_writer_thread(self.idx, self.cpu)
+            _, spin, yields, _ = rt_safe_params((0, spin, yields, p.park_us))
+        else:
+            self.pin_report = pin_current_thread(self.cpu)
         self.nice_report = _renice_current_thread(p.nice)
         try:
             run_tier_worker(self.wid, e.wctl, e.lists, e.inbox, e.pool.ctl, e.pool.buf,
                             e.pool.off, e.pool.cap, e.store.hdr, e.store.px, e.store.sz,
-                            e.config.batch, p.spin, p.yields, p.park_us, p.pace_us,
+                            e.config.batch, spin, yields, p.park_us, p.pace_us,
                             self.victims, self.hist, self.apply_hist, self.stats)
         except BaseException as exc:  # pragma: no cover - surfaced by stop()
             self.error = exc
