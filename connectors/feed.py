@@ -62,8 +62,12 @@ async def fetch_instruments(spec: ExchangeSpec, http: aiohttp.ClientSession,
 class Feed:
     def __init__(self, specs: list[ExchangeSpec], depth: int = 1000,
                  ring_capacity: int = 1 << 16, writer_cpu: int | None = None,
-                 connection_options: dict | None = None, record_dir: str | None = None) -> None:
+                 connection_options: dict | None = None, record_dir: str | None = None,
+                 store_factory=None) -> None:
         self.specs = specs
+        # store_factory(n_books, depth) -> BookStore: e.g. engine.shm.create for a store
+        # in named shared memory; None = a private in-process store
+        self.store_factory = store_factory
         self.depth = depth
         self.ring_capacity = ring_capacity
         self.writer_cpu = writer_cpu
@@ -91,7 +95,7 @@ class Feed:
                 raise ConfigError(f"{spec.protocol.exchange}: unknown symbol(s): "
                                   f"{', '.join(unknown)}")
         n_books = sum(len(s.symbols) for s in self.specs)
-        self.store = BookStore(max(n_books, 1), self.depth)
+        self.store = (self.store_factory or BookStore)(max(n_books, 1), self.depth)
         self.pool = RingPool(len(self.specs), self.ring_capacity)
         b = 0
         for r, spec in enumerate(self.specs):
@@ -103,6 +107,8 @@ class Feed:
                 inst = spec.instruments[s]
                 self.store.configure(b, f"{cls.exchange}:{s}", inst.price_decimals,
                                      inst.size_decimals, min(self.depth, cls.depth))
+                if hasattr(self.store, "describe"):  # shared store: names for readers
+                    self.store.describe(b, cls.exchange, s, inst)
                 self.index[(cls.exchange, s)] = b
                 targets[s] = BookTarget(ring.ctl, ring.data, b, self.store.hdr)
                 b += 1

@@ -45,7 +45,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from hftbook.run_cmd import run
 
     return run(args.config, args.duration, args.exchanges, args.live, args.json,
-               args.simulator, args.fault, args.verify)
+               args.simulator, args.fault, args.verify, shm_name=args.shm_name,
+               no_shm=args.no_shm)
+
+
+def _cmd_top(args: argparse.Namespace) -> int:
+    from hftbook.top_cmd import run_top
+
+    return run_top(args.name, args.exchange, args.symbol, depth=args.depth,
+                   ladders=args.ladders, rows=args.rows, interval=args.interval,
+                   once=args.once, width=args.width)
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -96,7 +105,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verify", action="store_true",
                      help="simulated mode: at the end, pause the venues and check every book "
                           "against the simulator's true book")
+    shm_opts = run.add_mutually_exclusive_group()
+    shm_opts.add_argument("--shm-name", metavar="NAME",
+                          help="serve the books in shared memory under this name "
+                               "(overrides [shm]; readers: hftbook top --name NAME)")
+    shm_opts.add_argument("--no-shm", action="store_true",
+                          help="keep the books private to this process")
     run.set_defaults(func=_cmd_run)
+
+    top = sub.add_parser("top", help="watch the books of a running feed from another "
+                         "process (shared memory)")
+    top.add_argument("--name", default="hftbook",
+                     help="shared-memory name of the feed ([shm] name; default hftbook)")
+    top.add_argument("--exchange", help="only this exchange's books")
+    top.add_argument("--symbol", help="only books of this native or unified symbol")
+    top.add_argument("--depth", type=int, default=10, help="levels per ladder side")
+    top.add_argument("--ladders", type=int, default=2, help="books shown as ladders")
+    top.add_argument("--rows", type=int, default=20, help="rows of the book and "
+                     "consolidated tables")
+    top.add_argument("--interval", type=float, default=0.5, help="seconds between refreshes")
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
+    top.add_argument("--width", type=int, help="terminal width (default: detected)")
+    top.set_defaults(func=_cmd_top)
 
     rec = sub.add_parser("record", help="run the feed and record every frame and REST answer")
     rec.add_argument("--out", required=True, help="directory for one <exchange>.hfr per venue")

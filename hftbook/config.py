@@ -4,6 +4,7 @@ An unknown key or a bad value raises ConfigError naming the key and what is allo
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 from connectors.base import ConfigError
 
+SHM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # as engine.shm requires
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config.toml"
 
 
@@ -56,6 +58,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "dashboard": {
         "refresh": Key((int, float), 0.5, "seconds, > 0", lambda v: v > 0),
         "books_shown": _int_range(0, 50),
+    },
+    "shm": {
+        "enabled": Key(bool, False, "true or false"),
+        "name": Key(str, "hftbook", "1-100 letters, digits, '_', '.', '-', starting with a "
+                    "letter or digit", lambda v: SHM_NAME_RE.match(v) is not None),
+        "heartbeat": Key((int, float), 0.2, "seconds in 0.01..10", lambda v: 0.01 <= v <= 10),
     },
     "logging": {
         "level": _in("debug", "info", "warning", "error"),
@@ -132,6 +140,11 @@ def validate(raw: dict, known_exchanges: set[str]) -> dict:
                               "names")
         out["exchanges"][ex] = checked
     return out
+
+
+def validate_table(section: str, given: dict) -> dict:
+    """One table checked key by key (for command-line overrides of a config table)."""
+    return {n: _check(section, n, k, given[n]) for n, k in SCHEMA[section].items()}
 
 
 def load(path: str | Path | None, known_exchanges: set[str]) -> dict:
