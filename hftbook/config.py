@@ -54,6 +54,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "zipf": Key((int, float), 1.1, "a Zipf exponent in 0..3 (0 = every symbol alike)",
                     lambda v: 0 <= v <= 3),
         "seed": Key(int, 1, "an integer"),
+        "reference_price": Key((int, float), 0, "a price > 0 every venue quotes around, or 0 "
+                               "for each venue's own level", lambda v: v >= 0),
     },
     "dashboard": {
         "refresh": Key((int, float), 0.5, "seconds, > 0", lambda v: v > 0),

@@ -33,6 +33,7 @@ SIM_CONFIG = """
 [simulator]
 symbols_per_exchange = {symbols}
 rate = {rate}
+reference_price = 100000
 [shm]
 enabled = true
 name = "{name}"

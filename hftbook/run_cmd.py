@@ -47,7 +47,8 @@ async def _start_venues(cfg: dict) -> dict:
         names = names[:spec["max_symbols"]]
         cls = venue_class(ex)
         venues[ex] = await cls(names, seed=sim["seed"] + len(venues), rate=sim["rate"],
-                               activity=_activity(len(names), sim["zipf"])).start()
+                               activity=_activity(len(names), sim["zipf"]),
+                               reference_price=sim["reference_price"]).start()
     return venues
 
 

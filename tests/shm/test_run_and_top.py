@@ -21,6 +21,7 @@ CONFIG = """
 [simulator]
 symbols_per_exchange = 3
 rate = 50.0
+reference_price = 100000
 [exchanges.binance]
 symbols = ["*"]
 [exchanges.okx]
@@ -59,6 +60,15 @@ def test_run_serves_books_to_top_and_other_processes(tmp_path, shm_dir):
         assert {i.exchange for i in seg.info} == {"binance", "okx"}
         assert seg.find("binance", "BTCUSDT").info.unified == "BTC-USDT"
         assert seg.find("okx", "BTC-USDT").info.unified == "BTC-USDT"
+        # with a reference price every venue quotes around it: a consolidated view works
+        from hftbook.consolidate import consolidate, read_quotes
+
+        for i in range(seg.n_books):
+            assert abs(seg.book(i).mid() / 100_000 - 1) < 0.01, seg.book(i)
+        cons = consolidate(read_quotes(seg))
+        assert cons["BTC-USDT"].venues == 2
+        assert {cons["BTC-USDT"].bid_venues[0], cons["BTC-USDT"].ask_venues[0]} <= {"binance",
+                                                                                   "okx"}
         seq0 = seg.find("binance", "BTCUSDT").seq
         top = _hftbook("top", "--name", "itest", "--once", "--width", "200",
                        "--exchange", "binance", "--interval", "1")
@@ -105,6 +115,8 @@ def test_run_shm_flags_and_config_table(tmp_path):
                            ({"nme": "x"}, "unknown key shm.nme")]:
         with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
             validate({**base, "shm": table}, set(PROTOCOLS))
+    with pytest.raises(ConfigError, match=r"simulator\.reference_price = -1"):
+        validate({**base, "simulator": {"reference_price": -1}}, set(PROTOCOLS))
     cfg = tmp_path / "c.toml"
     cfg.write_text(CONFIG)
     r = _hftbook("run", "--config", str(cfg), "--duration", "1", "--shm-name", "bad/name")
