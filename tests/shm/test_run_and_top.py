@@ -123,3 +123,13 @@ def test_run_shm_flags_and_config_table(tmp_path):
     assert r.returncode == 2 and "shm.name = 'bad/name'" in r.stderr
     r = _hftbook("run", "--config", str(cfg), "--shm-name", "x", "--no-shm")
     assert r.returncode == 2 and "not allowed with argument" in r.stderr
+
+
+def test_bench_shm_quick_prints_its_figures():
+    r = _hftbook("bench", "shm", "--quick", "--json")
+    assert r.returncode == 0, r.stderr
+    res = orjson.loads(r.stdout)
+    for side in ("in_process", "cross_process"):
+        race = res["race"][side]
+        assert race["torn"] == 0 and race["reads_per_s"] > 0 and race["states_seen"] > 1
+    assert set(res["idle"]["shared_read_only"]) == {"numba_bbo_ns", "best_bid_ns", "top10_ns"}
