@@ -149,6 +149,16 @@ def test_numba_readers_and_views_on_the_mapped_arrays_follow_the_writer():
         assert read.bbo_status(r.hdr, r.px, r.sz, 0)[:7] == (
             6_500_010, 50_000_000, 6_500_030, 120_000_000, 1, 1, LIVE)
         assert 0 <= book.age_s() < 10
+        # the direct-call fast paths agree with the generic in-process view
+        from engine.views import Book
+
+        plain = Book(r, 0)
+        for n in (0, 1, 5, 10_000):
+            for exact in (False, True):
+                a, b = book.top(n, exact=exact), plain.top(n, exact=exact)
+                assert a[1:] == b[1:] and (a.bid_px == b.bid_px).all() \
+                    and (a.ask_sz == b.ask_sz).all()
+        assert book.best_bid() == plain.best_bid() and book.best_ask() == plain.best_ask()
         assert r.book(1).stale  # never written: empty
 
 
