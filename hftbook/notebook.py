@@ -8,6 +8,7 @@ The view is read-only like every shared-memory reader: it only attaches (engine.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import html
 import io
@@ -41,16 +42,20 @@ name = "{name}"
 
 
 def start_feed(name: str, exchanges=("binance", "okx", "coinbase", "kraken"),
-               symbols: int = 3, rate: float = 50.0) -> subprocess.Popen:
-    """Start ``hftbook run`` on loopback simulators, serving segment ``name``."""
+               symbols: int = 3, rate: float = 50.0,
+               max_seconds: float = 0) -> subprocess.Popen:
+    """Start ``hftbook run`` on loopback simulators, serving segment ``name``; it stops
+    after ``max_seconds`` (0: never), with ``stop_feed``, or when this process exits."""
     text = SIM_CONFIG.format(symbols=symbols, rate=rate, name=name) + "".join(
         f'[exchanges.{ex}]\nsymbols = ["*"]\n' for ex in exchanges)
     fd, path = tempfile.mkstemp(prefix="hftbook-notebook-", suffix=".toml")
     with os.fdopen(fd, "w") as f:
         f.write(text)
-    return subprocess.Popen([sys.executable, "-m", "hftbook.cli", "run", "--config", path,
-                             "--json"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "hftbook.cli", "run", "--config", path,
+                             "--json", "--duration", str(max_seconds)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    atexit.register(stop_feed, proc, 10.0)  # a kernel that exits takes its feed along
+    return proc
 
 
 def attach_or_start(name: str = "hftbook", start: bool = True, timeout: float = 180.0,
@@ -85,8 +90,8 @@ def attach_or_start(name: str = "hftbook", start: bool = True, timeout: float = 
 
 def stop_feed(proc: subprocess.Popen | None, timeout: float = 60.0) -> dict | None:
     """Stop a feed started by ``start_feed`` cleanly (SIGINT); its JSON summary."""
-    if proc is None:
-        return None
+    if proc is None or (proc.stdout is not None and proc.stdout.closed):
+        return None  # never started, or already stopped and read
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
     try:

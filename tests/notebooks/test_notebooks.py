@@ -43,7 +43,8 @@ def test_committed_notebooks_have_no_outputs():
 
 def test_live_books_notebook_runs_against_a_simulated_feed(monkeypatch, shm_dir):
     monkeypatch.setenv("HFTBOOK_SHM_NAME", f"nb-{uuid.uuid4().hex[:8]}")
-    monkeypatch.setenv("HFTBOOK_NOTEBOOK_SECONDS", "4")
+    monkeypatch.setenv("HFTBOOK_NOTEBOOK_SECONDS", "6")
+    monkeypatch.setenv("HFTBOOK_NOTEBOOK_FEED_SECONDS", "300")  # never outlives a failure
     nb = _execute("live_books.ipynb", timeout=300)
     text = _text(nb)
     assert "(started by this notebook)" in text
