@@ -129,14 +129,16 @@ def ladder_html(book: shm.SharedBook, depth: int = 10) -> str:
                       f"{book.name} [{book.info.unified}] {state} seq {top.seq}")
 
 
+def _num(v) -> str:
+    return "-" if v is None else f"{v.normalize():f}"
+
+
 def consolidated_rows(seg: shm.AttachedStore) -> list[list]:
     out = []
     for c in consolidate(read_quotes(seg)).values():
-        out.append([c.unified, c.venues, "-" if c.bid is None else f"{c.bid:f}",
-                    ",".join(c.bid_venues) or "-", "-" if c.ask is None else f"{c.ask:f}",
-                    ",".join(c.ask_venues) or "-",
-                    "-" if c.spread is None else f"{c.spread:f}" + (" (crossed)"
-                                                                    if c.crossed else "")])
+        out.append([c.unified, c.venues, _num(c.bid), ",".join(c.bid_venues) or "-",
+                    _num(c.ask), ",".join(c.ask_venues) or "-",
+                    _num(c.spread) + (" (crossed)" if c.crossed else "")])
     return out
 
 

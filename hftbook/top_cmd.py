@@ -105,14 +105,16 @@ def consolidated_table(cons: dict[str, Consolidated], rows: int):
         t.add_column(c, justify="left" if c in ("symbol", "bid venue", "ask venue")
                      else "right")
     multi = sorted(cons.values(), key=lambda c: (-c.venues, c.unified))
+
+    def num(v) -> str:
+        return "-" if v is None else f"{v.normalize():f}"
+
     for c in multi[:rows]:
-        spread = "-" if c.spread is None else f"{c.spread:f}" + (" crossed" if c.crossed
-                                                                  else "")
-        t.add_row(c.unified, str(c.venues), f"{c.bid_size:f}" if c.bid is not None else "-",
-                  f"{c.bid:f}" if c.bid is not None else "-", ",".join(c.bid_venues) or "-",
-                  f"{c.ask:f}" if c.ask is not None else "-",
-                  f"{c.ask_size:f}" if c.ask is not None else "-",
-                  ",".join(c.ask_venues) or "-", spread)
+        t.add_row(c.unified, str(c.venues), num(c.bid_size) if c.bid is not None else "-",
+                  num(c.bid), ",".join(c.bid_venues) or "-", num(c.ask),
+                  num(c.ask_size) if c.ask is not None else "-",
+                  ",".join(c.ask_venues) or "-",
+                  num(c.spread) + (" crossed" if c.crossed else ""))
     if len(multi) > rows:
         t.caption = f"{rows} of {len(multi)} symbols shown, most venues first"
     return t
