@@ -73,9 +73,12 @@ class Feed:
     def __init__(self, specs: list[ExchangeSpec], depth: int = 1000,
                  ring_capacity: int = 1 << 16, writer_cpu: int | None = None,
                  connection_options: dict | None = None, record_dir: str | None = None,
-                 tiers: TierConfig | None = None) -> None:
+                 tiers: TierConfig | None = None, store_factory=None) -> None:
         self.specs = specs
         self.tier_config = tiers if tiers is not None else TierConfig()
+        # store_factory(n_books, depth) -> BookStore: e.g. engine.shm.create for a store
+        # in named shared memory; None = a private in-process store
+        self.store_factory = store_factory
         self.depth = depth
         self.ring_capacity = ring_capacity
         self.writer_cpu = writer_cpu
@@ -105,7 +108,7 @@ class Feed:
                 raise ConfigError(f"{spec.protocol.exchange}: unknown symbol(s): "
                                   f"{', '.join(unknown)}")
         n_books = sum(len(s.symbols) for s in self.specs)
-        self.store = BookStore(max(n_books, 1), self.depth)
+        self.store = (self.store_factory or BookStore)(max(n_books, 1), self.depth)
         single = self.tier_config.mode == "single"
         if single:
             self.pool = RingPool(len(self.specs), self.ring_capacity)
@@ -123,6 +126,8 @@ class Feed:
                 inst = spec.instruments[s]
                 self.store.configure(b, f"{cls.exchange}:{s}", inst.price_decimals,
                                      inst.size_decimals, min(self.depth, cls.depth))
+                if hasattr(self.store, "describe"):  # shared store: names for readers
+                    self.store.describe(b, cls.exchange, s, inst)
                 self.index[(cls.exchange, s)] = b
                 if single:
                     targets[s] = BookTarget(ring.ctl, ring.data, b, self.store.hdr)

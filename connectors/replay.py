@@ -19,6 +19,7 @@ import numpy as np
 from connectors.base import BookTarget, ConfigError, ExchangeStats, Instrument, Protocol
 from connectors.recorded import Frame, HttpResponse, Session, load_session, session_events
 from engine.constants import H_CHECKSUM_FAIL, H_CHECKSUM_OK, H_STATUS, HDR_WORDS, STATUS_NAMES
+from engine.histogram import hist_record
 from engine.kernels import S_WORDS
 from engine.ring import RingPool, ring_drain
 from engine.store import BookStore
@@ -123,10 +124,13 @@ def session_symbols(cls: type[Protocol], session: Session,
 def replay_session(directory: str | Path, recording: str, depth: int | None = None,
                    verify_checksums: bool = True, symbols: list[str] | None = None,
                    ring_capacity: int = 1 << 16, drain_every: int = 1,
-                   speed: float | None = None) -> ReplayResult:
+                   speed: float | None = None,
+                   latency: np.ndarray | None = None) -> ReplayResult:
     """Replay one recorded session.  ``drain_every`` > 1 lets the writer apply frames in
     batches (as a writer thread does live), so its verdicts reach the connector up to
-    that many frames later; 1 applies and checks after every frame."""
+    that many frames later; 1 applies and checks after every frame.  ``latency`` (an
+    engine.histogram.new_hist()) records, per drain, the ns from the first frame handed
+    to the connector to its levels being visible in the book."""
     from connectors import load
 
     if recording not in registry():
@@ -171,9 +175,12 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
     since_bytes = 0
     handle_frame = proto.handle_frame
     pacer = Pacer(speed)
+    t_in = 0
     for is_ws, payload, recv_ns in events:
         pacer.wait(recv_ns)
         if is_ws:
+            if latency is not None and since_drain == 0:
+                t_in = time.perf_counter_ns()
             res.frames += 1
             handle_frame(payload, recv_ns)  # a REST event below flushes held frames first
             since_drain += 1
@@ -191,6 +198,8 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
             proto.handle_rest(req, payload.body, recv_ns)
         proto.flush()
         ring_drain(ctl, data, hdr, px, sz, 1 << 20, hist, wstats)
+        if latency is not None and is_ws:
+            hist_record(latency, time.perf_counter_ns() - t_in)
         since_drain = 0
         since_bytes = 0
         if proto.touched:  # the writer's verdicts on what this frame changed

@@ -150,3 +150,25 @@ def top_levels_fixed(hdr, px, sz, book, n):
         status = hdr[h + H_STATUS]
         if read_valid(hdr, book, s):
             return out, nb, na, seq, ts, recv, status
+
+
+@njit(nogil=True, cache=True)
+def bbo_status(hdr, px, sz, book):
+    """(bid px, bid size, ask px, ask size, nbid, nask, status, recv ts) from one read
+    section: a top of book together with whether it can be trusted and how old it is."""
+    h = book * HDR_WORDS
+    while True:
+        s = read_begin(hdr, book)
+        nb = hdr[h + H_NBID]
+        na = hdr[h + H_NASK]
+        bp = bq = ap = aq = 0
+        if nb > 0:
+            bp = px[book, BID, nb - 1]
+            bq = sz[book, BID, nb - 1]
+        if na > 0:
+            ap = px[book, ASK, na - 1]
+            aq = sz[book, ASK, na - 1]
+        status = hdr[h + H_STATUS]
+        recv = hdr[h + H_RECV_TS]
+        if read_valid(hdr, book, s):
+            return bp, bq, ap, aq, nb, na, status, recv

@@ -41,6 +41,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         else:
             b.print_table(res, Console(width=None if sys.stdout.isatty() else 140))
         return 0
+    if args.what == "shm":
+        from bench import shm as b
+
+        res = b.run(quick=args.quick)
+        if args.json:
+            sys.stdout.write(orjson.dumps(res).decode() + "\n")
+        else:
+            b.print_table(res, Console())
+        return 0
     raise SystemExit(f"unknown benchmark {args.what!r}")
 
 
@@ -55,7 +64,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from hftbook.run_cmd import run
 
     return run(args.config, args.duration, args.exchanges, args.live, args.json,
-               args.simulator, args.fault, args.verify, prometheus_port=args.prometheus_port)
+               args.simulator, args.fault, args.verify, prometheus_port=args.prometheus_port,
+               shm_name=args.shm_name, no_shm=args.no_shm)
+
+
+def _cmd_top(args: argparse.Namespace) -> int:
+    from hftbook.top_cmd import run_top
+
+    return run_top(args.name, args.exchange, args.symbol, depth=args.depth,
+                   ladders=args.ladders, rows=args.rows, interval=args.interval,
+                   once=args.once, width=args.width)
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -109,7 +127,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prometheus-port", type=int, metavar="PORT",
                      help="serve Prometheus metrics on this port (0 = any free port, "
                           "-1 = off); overrides [monitoring] in the config")
+    shm_opts = run.add_mutually_exclusive_group()
+    shm_opts.add_argument("--shm-name", metavar="NAME",
+                          help="serve the books in shared memory under this name "
+                               "(overrides [shm]; readers: hftbook top --name NAME)")
+    shm_opts.add_argument("--no-shm", action="store_true",
+                          help="keep the books private to this process")
     run.set_defaults(func=_cmd_run)
+
+    top = sub.add_parser("top", help="watch the books of a running feed from another "
+                         "process (shared memory)")
+    top.add_argument("--name", default="hftbook",
+                     help="shared-memory name of the feed ([shm] name; default hftbook)")
+    top.add_argument("--exchange", help="only this exchange's books")
+    top.add_argument("--symbol", help="only books of this native or unified symbol")
+    top.add_argument("--depth", type=int, default=10, help="levels per ladder side")
+    top.add_argument("--ladders", type=int, default=2, help="books shown as ladders")
+    top.add_argument("--rows", type=int, default=20, help="rows of the book and "
+                     "consolidated tables")
+    top.add_argument("--interval", type=float, default=0.5, help="seconds between refreshes")
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
+    top.add_argument("--width", type=int, help="terminal width (default: detected)")
+    top.set_defaults(func=_cmd_top)
 
     rec = sub.add_parser("record", help="run the feed and record every frame and REST answer")
     rec.add_argument("--out", required=True, help="directory for one <exchange>.hfr per venue")
@@ -154,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_cmd_replay)
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
-    bench.add_argument("what", choices=["engine", "replay", "tiers", "platform"])
+    bench.add_argument("what", choices=["engine", "replay", "tiers", "platform", "shm"])
     bench.add_argument("--recordings", help="recorded sessions directory "
                        "(default: ../shared/recorded/cryptofeed beside the checkout)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")

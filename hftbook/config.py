@@ -4,6 +4,7 @@ An unknown key or a bad value raises ConfigError naming the key and what is allo
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 from connectors.base import ConfigError
 
+SHM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # as engine.shm requires
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config.toml"
 
 
@@ -84,6 +86,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "zipf": Key((int, float), 1.1, "a Zipf exponent in 0..3 (0 = every symbol alike)",
                     lambda v: 0 <= v <= 3),
         "seed": Key(int, 1, "an integer"),
+        "reference_price": Key((int, float), 0, "a price > 0 every venue quotes around, or 0 "
+                               "for each venue's own level", lambda v: v >= 0),
     },
     "dashboard": {
         "refresh": Key((int, float), 0.5, "seconds, > 0", lambda v: v > 0),
@@ -101,6 +105,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                lambda v: 0 <= v <= 65535),
         "prometheus_addr": Key(str, "127.0.0.1", "an address to listen on, e.g. "
                                "\"127.0.0.1\"", lambda v: bool(v)),
+    },
     "platform": {
         "huge_pages": Key(str, "auto", "'off', 'auto', 'transparent' or 'hugetlb'",
                           lambda v: v in ("off", "auto", "transparent", "hugetlb")),
@@ -116,6 +121,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tsc_clock": Key(bool, True, "true or false"),
         "double_buffer_hot": Key(int, 0, "levels per side in 0..1024 (0 = off)",
                                  lambda v: 0 <= v <= 1024),
+    },
+    "shm": {
+        "enabled": Key(bool, False, "true or false"),
+        "name": Key(str, "hftbook", "1-100 letters, digits, '_', '.', '-', starting with a "
+                    "letter or digit", lambda v: SHM_NAME_RE.match(v) is not None),
+        "heartbeat": Key((int, float), 0.2, "seconds in 0.01..10", lambda v: 0.01 <= v <= 10),
     },
     "logging": {
         "level": _in("debug", "info", "warning", "error"),
@@ -206,6 +217,11 @@ def validate(raw: dict, known_exchanges: set[str]) -> dict:
                               "names")
         out["exchanges"][ex] = checked
     return out
+
+
+def validate_table(section: str, given: dict) -> dict:
+    """One table checked key by key (for command-line overrides of a config table)."""
+    return {n: _check(section, n, k, given[n]) for n, k in SCHEMA[section].items()}
 
 
 def load(path: str | Path | None, known_exchanges: set[str]) -> dict:

@@ -24,6 +24,7 @@ from engine import platform
 from engine.constants import H_MAX_LEVELS, HDR_WORDS
 from engine.histogram import percentiles
 from engine.monitor import Monitor, feed_snapshot_source, log_line
+from engine.shm import ShmError
 from engine.tiers import TierConfig
 from hftbook import config as cfgmod
 from simulator.registry import symbol_names, venue_class
@@ -49,7 +50,8 @@ async def _start_venues(cfg: dict) -> dict:
         names = names[:spec["max_symbols"]]
         cls = venue_class(ex)
         venues[ex] = await cls(names, seed=sim["seed"] + len(venues), rate=sim["rate"],
-                               activity=_activity(len(names), sim["zipf"])).start()
+                               activity=_activity(len(names), sim["zipf"]),
+                               reference_price=sim["reference_price"]).start()
     return venues
 
 
@@ -183,8 +185,10 @@ async def _compare_with_truth(feed: Feed, venues: dict, timeout: float = 30.0) -
 async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
                 faults: list | None = None, verify: bool = False,
                 record_dir: str | None = None) -> int:
+    from hftbook import shm_feed
     from simulator.faults import check_faults, run_faults
 
+    store_factory = shm_feed.store_factory(cfg)  # before anything starts: name free?
     if cfg["mode"] != "simulated":
         venues = {}
     elif simulator_file:
@@ -202,7 +206,7 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
     feed = Feed(_specs(cfg, venues), depth=cfg["book"]["depth"], record_dir=record_dir,
                 ring_capacity=cfg["engine"]["ring_capacity"],
                 writer_cpu=None if cfg["engine"]["writer_cpu"] < 0 else cfg["engine"]["writer_cpu"],
-                tiers=TierConfig.from_table(cfg["tiers"]))
+                tiers=TierConfig.from_table(cfg["tiers"]), store_factory=store_factory)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -219,6 +223,10 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
             await runner  # raises the startup error (unknown symbol, ...)
         t0 = time.monotonic()  # durations and fault times count from a running feed
         platform.print_startup_report(as_json)
+        shared = shm_feed.publish(feed, cfg)
+        if shared is not None and not as_json:
+            print(f"hftbook: books in shared memory {shared.shm_name!r} ({shared.path}); "
+                  f"watch them with: hftbook top --name {shared.shm_name}", flush=True)
         if faults:
             asyncio.ensure_future(run_faults(faults, own_venues))
         rates = _Rates(feed)
@@ -269,6 +277,7 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
             await runner
         for v in own_venues.values():
             await v.stop()
+        shm_feed.close(feed)
     final = _summary(feed, time.monotonic() - t0, own_venues)
     for ex, v in final["exchanges"].items():  # counters as at the end, states from above
         for k in ("books_live", "books_stale"):
@@ -278,6 +287,8 @@ async def _main(cfg: dict, as_json: bool, simulator_file: str | None = None,
     summary = final
     if truth is not None:
         summary["truth_check"] = truth
+    if shm_feed.describe(feed):
+        summary["shm"] = shm_feed.describe(feed)
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     else:
@@ -378,7 +389,8 @@ def _summary(feed: Feed, seconds: float, venues: dict) -> dict:
 def run(config_path: str | None, duration: float | None, exchanges: str | None, live: bool,
         as_json: bool, simulator_file: str | None = None,
         fault_specs: list[str] | None = None, verify: bool = False,
-        record_dir: str | None = None, prometheus_port: int | None = None) -> int:
+        record_dir: str | None = None, prometheus_port: int | None = None,
+        shm_name: str | None = None, no_shm: bool = False) -> int:
     try:
         cfg = cfgmod.load(config_path, set(PROTOCOLS))
         if prometheus_port is not None:
@@ -387,6 +399,11 @@ def run(config_path: str | None, duration: float | None, exchanges: str | None, 
                                   "0..65535, or -1 for off")
             cfg["monitoring"]["prometheus"] = prometheus_port >= 0
             cfg["monitoring"]["prometheus_port"] = max(prometheus_port, 0)
+        if shm_name is not None:
+            cfg["shm"] = cfgmod.validate_table("shm", {**cfg["shm"], "name": shm_name,
+                                                       "enabled": True})
+        if no_shm:
+            cfg["shm"]["enabled"] = False
         if duration is not None:
             cfg["duration"] = duration
         if live:
@@ -411,7 +428,7 @@ def run(config_path: str | None, duration: float | None, exchanges: str | None, 
     _setup_logging(cfg["logging"])
     try:
         return run_async(_main(cfg, as_json, simulator_file, faults, verify, record_dir))
-    except (ConfigError, FaultSpecError) as exc:
+    except (ConfigError, FaultSpecError, ShmError) as exc:
         print(f"hftbook run: {exc}", file=sys.stderr)
         return 2
 

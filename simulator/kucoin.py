@@ -40,7 +40,8 @@ class KuCoinVenue(Venue):
                  ping_timeout_ms: int = 10000, zero_price_rate: float = 0.1,
                  max_levels: int = 90, **kwargs) -> None:
         super().__init__(symbols, **kwargs)
-        self.books = {s: SimBook(random.Random(self.rng.random()), max_levels=max_levels)
+        self.books = {s: SimBook(random.Random(self.rng.random()), mid=self.start_mid,
+                                 max_levels=max_levels)
                       for s in self.symbols}
         self.ping_interval_ms = ping_interval_ms
         self.ping_timeout_ms = ping_timeout_ms

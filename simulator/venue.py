@@ -41,10 +41,13 @@ class Venue:
     pad_decimals = True        # Binance-style "0.35130000" vs shortest "0.3513"
 
     def __init__(self, symbols: list[str], *, seed: int = 1, rate: float = 20.0,
-                 activity: list[float] | None = None, tick: float = 0.005) -> None:
+                 activity: list[float] | None = None, tick: float = 0.005,
+                 reference_price: float = 0) -> None:
         self.rng = random.Random(seed)
         self.symbols = list(symbols)
-        self.books = {s: SimBook(random.Random(self.rng.random())) for s in self.symbols}
+        self.start_mid = self.mid_ticks(reference_price)
+        self.books = {s: SimBook(random.Random(self.rng.random()), mid=self.start_mid)
+                      for s in self.symbols}
         # events per second per symbol: heavy-tailed unless given
         self.rates = {s: rate * (activity[i] if activity else 1.0)
                       for i, s in enumerate(self.symbols)}
@@ -79,6 +82,20 @@ class Venue:
     def after_subscribe(self, client: Client, symbol: str) -> list[str]:
         """Frames sent right after a subscription (a websocket snapshot, say)."""
         return []
+
+    @classmethod
+    def mid_ticks(cls, reference_price: float) -> int:
+        """Where books start, in ticks of the venue's price decimals.  By default 1,000,000
+        ticks (each venue at its own level); with ``reference_price`` every venue quotes
+        one instrument around the same price, as real ones do, so a cross-venue
+        (consolidated) view of them makes sense."""
+        if not reference_price:
+            return 1_000_000
+        ticks = round(reference_price * 10 ** cls.price_decimals)
+        if not 1_000 <= ticks <= 10**15:
+            raise ValueError(f"{cls.name}: reference price {reference_price} is {ticks} ticks "
+                             f"at {cls.price_decimals} decimals (allowed 1e3..1e15)")
+        return ticks
 
     # -- helpers -------------------------------------------------------------------------
     def px(self, v: int) -> str:

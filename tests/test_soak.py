@@ -28,7 +28,7 @@ def test_every_venue_two_thousand_books_for_minutes_with_faults(tmp_path):
     faults = ["30:gap:binance:BTCUSDT", "40:checksum:kraken:ETH/USD",
               "50:disconnect:okx", "60:garbage:bybit", f"{seconds // 2}:stall=5:coinbase"]
     cmd = [sys.executable, "-m", "hftbook.cli", "run", "--config", str(cfg), "--duration",
-           str(seconds), "--json", "--verify"]
+           str(seconds), "--json", "--verify", "--shm-name", f"soak-{os.getpid()}"]
     for f in faults:
         cmd += ["--fault", f]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 300,

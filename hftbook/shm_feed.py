@@ -1,0 +1,68 @@
+"""`hftbook run` serving its books in named shared memory (config [shm], --shm-name).
+
+The feed's store is created in the segment (Feed's store_factory); once the writer
+runs, the segment is marked ready and a heartbeat thread bumps it while the writer
+thread(s) live; on a clean stop it is marked closed and unlinked."""
+
+from __future__ import annotations
+
+from engine import shm
+
+
+def store_factory(cfg: dict):
+    """The Feed store factory for this config, or None when [shm] is disabled.  Checks
+    first that no running writer holds the name (a clear error before anything starts)."""
+    sc = cfg["shm"]
+    if not sc["enabled"]:
+        return None
+    shm.check_name_free(sc["name"])
+
+    def factory(n_books: int, depth: int) -> shm.SharedStore:
+        return shm.create(sc["name"], n_books, depth)
+
+    return factory
+
+
+def _writers(feed) -> list:
+    ws = getattr(feed, "writers", None)  # several writer threads, if the feed has them
+    if ws:
+        return list(ws)
+    return [feed.writer] if feed.writer is not None else []
+
+
+def publish(feed, cfg: dict) -> shm.SharedStore | None:
+    """Mark the segment ready and start its heartbeat (call once the writer runs)."""
+    store = feed.store
+    if not isinstance(store, shm.SharedStore):
+        return None
+
+    def alive() -> bool:
+        tiers = getattr(feed, "tiers", None)
+        if tiers is not None:  # the tier engine: every worker thread must be alive
+            return tiers.alive
+        ws = _writers(feed)
+        return bool(ws) and all(w.alive for w in ws)
+
+    def progress() -> int:
+        tiers = getattr(feed, "tiers", None)
+        if tiers is not None:
+            return sum(c["loops"] for c in tiers.counters())
+        return sum(int(w.counters()["loops"]) for w in _writers(feed))
+
+    store.ready()
+    store.start_heartbeat(cfg["shm"]["heartbeat"], alive=alive, progress=progress)
+    return store
+
+
+def close(feed) -> None:
+    """Clean stop: readers see 'closed' and the name is freed."""
+    store = getattr(feed, "store", None)
+    if isinstance(store, shm.SharedStore):
+        store.close()
+
+
+def describe(feed) -> dict | None:
+    store = getattr(feed, "store", None)
+    if isinstance(store, shm.SharedStore):
+        return {"name": store.shm_name, "path": str(store.path)}
+    return None

@@ -1,0 +1,1 @@
+from tests.shm.conftest import shm_dir  # noqa: F401  (own segment directory per test)
