@@ -29,6 +29,7 @@ from engine.classify import COLD, HOT, TIER_NAMES, WARM, Thresholds, classify
 from engine.handoff import MOVE_BUSY, MOVE_DONE, inbox_push, move_queue, move_queues
 from engine.histogram import new_hist
 from engine.kernels import S_WORDS
+from engine.platform import rt_safe_params, setup_writer_thread
 from engine.queues import QueuePool
 from engine.ring import C_FULL, C_HEAD, C_OWNER, C_TAIL
 from engine.tierworker import (
@@ -49,7 +50,6 @@ from engine.tierworker import (
     T_YIELDS,
     run_tier_worker,
 )
-from engine.platform import rt_safe_params, setup_writer_thread
 from engine.writer import pin_current_thread
 
 log = logging.getLogger("hftbook.tiers")
