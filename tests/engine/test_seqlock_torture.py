@@ -61,7 +61,8 @@ def test_python_book_view_never_sees_a_torn_book():
     store.configure(0, "X", 0, 0)
     data, mask, bounds = build_messages(1)
     stats = np.zeros(S_WORDS, np.int64)
-    hammer(store.hdr, store.px, store.sz, data, mask, bounds, 1, NO_HIST, stats)
+    # one full pass (at least) before the race: the book is never empty while read
+    hammer(store.hdr, store.px, store.sz, data, mask, bounds, 1_000_000, NO_HIST, stats)
     book = store.book(0)
     book.top(32, exact=True)  # compile (or load) the reader before the race starts
     target_reads = 5_000

@@ -71,7 +71,7 @@ def test_run_reports_what_took_effect_and_keeps_going(tmp_path):
     out = orjson.loads(r.stdout)
     assert out["truth_check"]["binance"] == {"books": 3, "equal_to_truth": 3}
     reps = {p["technique"]: p for p in out["platform"]}
-    pin = reps["pinning writer-0"]
+    pin = reps["pinning tier-hot-0"]  # pin_writers applies to the hot-tier workers
     assert not pin["ok"] and "cpu 4095 not in the allowed set" in pin["reason"]
     assert {"huge_pages", "numa", "tsc_clock"} <= set(reps)
     if not reps["huge_pages"]["ok"]:  # no reserved pages on this machine
