@@ -124,28 +124,23 @@ def measure_apply(depth: int, n_updates: int) -> float:
     return n / best_t / 1e6
 
 
-def measure_dict_baseline(depth: int, n_updates: int) -> tuple[float, float]:
-    """The same stream into per-book {price: size} dicts in plain Python, M updates/s:
-    (a) the bare set/pop per level, the least any Python book can do; (b) the same plus
-    reading the best bid and ask after each message, which a dict book needs a
-    max/min over its keys for (the engine publishes its touch in O(1))."""
-    books = [({}, {}) for _ in range(N_BOOKS)]
-    snap = snapshot_block(N_BOOKS, depth)
-    for b, s, p, q in zip(*(snap[f].tolist() for f in (R_BOOK, R_SIDE, R_PRICE, R_SIZE))):
-        books[b][s][p] = q
-    stream = update_stream(N_BOOKS, depth, n_updates)
-    cols = [stream[f].tolist() for f in (R_BOOK, R_SIDE, R_PRICE, R_SIZE, R_FLAGS)]
-    t0 = time.perf_counter()
+def _stream_columns(stream: np.ndarray, n: int | None = None) -> list[list[int]]:
+    """Book, side, price, size and flags columns as Python int lists (the baselines get
+    their input pre-converted: no parsing or conversion is timed)."""
+    return [stream[f, :n].tolist() for f in (R_BOOK, R_SIDE, R_PRICE, R_SIZE, R_FLAGS)]
+
+
+def _dict_bare(books, cols) -> None:
     for b, s, p, q in zip(*cols[:4]):
         levels = books[b][s]
         if q:
             levels[p] = q
         else:
             levels.pop(p, None)
-    bare = len(cols[0]) / (time.perf_counter() - t0) / 1e6
-    n = min(len(cols[0]), 200_000)
-    t0 = time.perf_counter()
-    for b, s, p, q, f in zip(*(c[:n] for c in cols)):
+
+
+def _dict_touch(books, cols) -> None:
+    for b, s, p, q, f in zip(*cols):
         bids, asks = books[b]
         levels = asks if s else bids
         if q:
@@ -154,8 +149,91 @@ def measure_dict_baseline(depth: int, n_updates: int) -> tuple[float, float]:
             levels.pop(p, None)
         if f & F_END:
             _touch = (max(bids) if bids else None, min(asks) if asks else None)
-    with_touch = n / (time.perf_counter() - t0) / 1e6
-    return bare, with_touch
+
+
+def _sorted_touch(books, cols) -> None:
+    for b, s, p, q, f in zip(*cols):
+        bids, asks = books[b]
+        levels = asks if s else bids
+        if q:
+            levels[p] = q
+        else:
+            levels.pop(p, None)
+        if f & F_END:
+            _touch = (bids.peekitem(-1) if bids else None, asks.peekitem(0) if asks else None)
+
+
+def _order_book_touch(books, cols) -> None:
+    for b, s, p, q, f in zip(*cols):
+        ob = books[b]
+        levels = ob.asks if s else ob.bids
+        if q:
+            levels[p] = q
+        elif p in levels:
+            del levels[p]
+        if f & F_END:
+            _touch = (ob.bids.index(0) if len(ob.bids) else None,
+                      ob.asks.index(0) if len(ob.asks) else None)
+
+
+def _baseline_books(kind: str, n_books: int, depth: int, used: set[int]) -> list:
+    """Per-book Python books of ``kind`` loaded with the benchmark's snapshot (bids
+    MID-1-i, asks MID+1+i, sizes 1+i), built only for the books in ``used``."""
+    bids = {MID - 1 - i: 1 + i for i in range(depth)}
+    asks = {MID + 1 + i: 1 + i for i in range(depth)}
+    books: list = [None] * n_books
+    for b in used:
+        if kind == "sortedcontainers":
+            from sortedcontainers import SortedDict
+
+            books[b] = (SortedDict(bids), SortedDict(asks))
+        elif kind == "order_book":
+            from order_book import OrderBook
+
+            ob = OrderBook()
+            for p, q in bids.items():
+                ob.bids[p] = q
+            for p, q in asks.items():
+                ob.asks[p] = q
+            books[b] = ob
+        else:
+            books[b] = (dict(bids), dict(asks))
+    return books
+
+
+BASELINES = {
+    # name: (book kind, loop, what it is)
+    "dict_bare": ("dict", _dict_bare, "plain dict per side, set/pop only: no ordered "
+                  "access at all, the least any Python book does"),
+    "dict_touch": ("dict", _dict_touch, "plain dict + best bid/ask (max/min over the "
+                   "keys) after each message"),
+    "sortedcontainers": ("sortedcontainers", _sorted_touch, "sortedcontainers.SortedDict "
+                         "per side + best bid/ask after each message"),
+    "order_book": ("order_book", _order_book_touch, "cryptofeed's order-book C extension "
+                   "(OrderBook) + best bid/ask after each message"),
+}
+
+
+def measure_dict_baseline(depth: int, n_updates: int) -> dict[str, float | None]:
+    """The same stream through Python books, M level updates/s, each measured over its
+    own prefix of the stream (the slow ones over fewer updates).  ``dict_bare`` is the
+    floor of any Python book; the others also answer "best bid/ask" after every
+    message, as a book feeding a strategy (or a crossed-book check) must.  A baseline
+    whose package is not installed is reported as None."""
+    stream = update_stream(N_BOOKS, depth, n_updates)
+    out: dict[str, float | None] = {}
+    for name, (kind, loop, _) in BASELINES.items():
+        n = n_updates if name == "dict_bare" else min(n_updates, 200_000)
+        cols = _stream_columns(stream, n)
+        try:
+            books = _baseline_books(kind, N_BOOKS, depth, set(cols[0]))
+        except ImportError:
+            out[name] = None
+            continue
+        t0 = time.perf_counter()
+        loop(books, cols)
+        out[name] = len(cols[0]) / (time.perf_counter() - t0) / 1e6
+    return out
 
 
 @njit(nogil=True, cache=True)
@@ -305,7 +383,8 @@ def run(quick: bool = False) -> dict:
     apply = {}
     for depth in (20, 200, 1000):
         apply[str(depth)] = round(measure_apply(depth, n_updates), 2)
-    bare, with_touch = measure_dict_baseline(1000, 1_000_000 if not quick else 300_000)
+    base = measure_dict_baseline(1000, 1_000_000 if not quick else 300_000)
+    bare = base["dict_bare"]
     reads = measure_reads()
     secs = 0.3 if quick else 2.0
     lat = {str(rate): measure_latency(rate, secs) for rate in (100_000, 500_000, 1_000_000)}
@@ -313,9 +392,12 @@ def run(quick: bool = False) -> dict:
     return {
         "apply_mups": apply,
         "dict_baseline_mups": round(bare, 2),
-        "dict_with_touch_mups": round(with_touch, 3),
+        "dict_with_touch_mups": round(base["dict_touch"], 3),
         "apply_vs_dict_at_1000": round(apply["1000"] / bare, 1),
-        "apply_vs_dict_with_touch_at_1000": round(apply["1000"] / with_touch, 1),
+        "apply_vs_dict_with_touch_at_1000": round(apply["1000"] / base["dict_touch"], 1),
+        "baselines_mups": {k: None if v is None else round(v, 3) for k, v in base.items()},
+        "apply_vs_baselines_at_1000": {k: None if v is None else round(apply["1000"] / v, 1)
+                                       for k, v in base.items()},
         "read_ns": reads,
         "latency_ns": lat,
         "torn_reads": torn["torn"],
@@ -334,11 +416,15 @@ def print_table(res: dict, console) -> None:
     t.add_column("target", justify="right")
     for d, v in res["apply_mups"].items():
         t.add_row(f"apply, depth {d}", f"{v:.1f} M upd/s", ">= 20 at 1000" if d == "1000" else "")
-    t.add_row("dict book, bare set/pop (depth 1000)",
-              f"{res['dict_baseline_mups']:.2f} M upd/s", "")
-    t.add_row("dict book + touch per message", f"{res['dict_with_touch_mups']:.3f} M upd/s", "")
-    t.add_row("apply(1000) / bare dict", f"{res['apply_vs_dict_at_1000']:.1f} x", ">= 10 x")
-    t.add_row("apply(1000) / dict + touch", f"{res['apply_vs_dict_with_touch_at_1000']:.0f} x", "")
+    labels = {"dict_bare": "plain dict, bare set/pop (no sorted access)",
+              "dict_touch": "plain dict + best bid/ask per message",
+              "sortedcontainers": "SortedDict book + best bid/ask per message",
+              "order_book": "cryptofeed order-book (C) + best bid/ask per message"}
+    for k, v in res["baselines_mups"].items():
+        ratio = res["apply_vs_baselines_at_1000"][k]
+        t.add_row(f"baseline: {labels.get(k, k)}, depth 1000",
+                  "not installed" if v is None else f"{v:.3f} M upd/s, apply {ratio:.1f} x",
+                  ">= 10 x" if k in ("dict_bare", "sortedcontainers") else "")
     targets = {"numba_top_of_book": "<= 20", "numba_top20_copy": "<= 150",
                "python_best_bid": "<= 1000", "python_top20": "<= 1000"}
     for k, v in res["read_ns"].items():

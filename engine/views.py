@@ -68,8 +68,11 @@ class Top(NamedTuple):
         return STATUS_NAMES[self.status_code]
 
 
-_top_fixed = read.top_levels_fixed
-_top_float = read.top_levels
+_top_fixed = read.top_into_fixed
+_top_float = read.top_into
+_empty = np.empty
+_f64 = np.float64
+_i64 = np.int64
 _new_top = tuple.__new__
 
 
@@ -130,15 +133,17 @@ class Book:
 
     def top(self, n: int = 10, exact: bool = False) -> Top:
         """Top ``n`` levels per side as arrays (float64, or int64 fixed point if exact).
-        The four arrays are views of one block allocated by the reader kernel."""
+        The four arrays are views of one block, allocated here and filled by the reader
+        kernel (cheaper from Python than an array allocated and returned by Numba)."""
         if not 0 <= n <= self._depth:
             n = max(0, min(n, self._depth))
         if exact:
-            res = _top_fixed(self._hdr, self._px, self._sz, self.index, n)
+            out = _empty((4, n), _i64)
+            res = _top_fixed(self._hdr, self._px, self._sz, self.index, out)
         else:
-            res = _top_float(self._hdr, self._px, self._sz, self.index, n, self._pscale,
-                             self._sscale)
-        return _new_top(Top, res)
+            out = _empty((4, n), _f64)
+            res = _top_float(self._hdr, self._px, self._sz, self.index, out)
+        return _new_top(Top, (out, *res))
 
     def to_dict(self) -> dict:
         """The whole book, exact: prices and sizes as decimal strings, best first."""
