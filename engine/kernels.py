@@ -60,7 +60,8 @@ from engine.histogram import hist_record
 from engine.seqlock import write_begin, write_end
 
 LINEAR_SCAN = 16  # levels scanned from the touch before switching to a search
-SIMD_WINDOW = 16  # levels counted at once by the vectorised search variant
+SIMD_HEAD = 4     # vectorised search variant: levels checked one by one first,
+SIMD_WINDOW = 16  # then levels counted at once
 
 # Kernel techniques (issue 8), each kept only where `bench/kernel_techniques.py` shows a
 # gain.  They are compile-time choices: every combination is its own module-level kernel
@@ -125,16 +126,26 @@ def _count_better(p, lo, count, price, side):
 
 @njit(nogil=True, inline="always")
 def _find_simd(p, n, price, side):
-    """As _find_scan, but the top SIMD_WINDOW levels are counted at once (the better
+    """As _find_scan, but past the first SIMD_HEAD levels (checked one by one: most
+    updates stop there) the next SIMD_WINDOW levels are counted at once (the better
     levels of a sorted side are a suffix, so their count gives the index) instead of
     scanned with an early exit; deeper prices go to the same interpolated search."""
-    if n <= SIMD_WINDOW:
-        return n - 1 - _count_better(p, 0, n, price, side)
-    stop = n - SIMD_WINDOW
-    c = _count_better(p, stop, SIMD_WINDOW, price, side)
-    if c < SIMD_WINDOW:
-        return n - 1 - c
-    return _search_deep(p, stop, price, 1 - 2 * side)  # p[stop] is known to be better
+    sgn = 1 - 2 * side
+    i = n - 1
+    head = n - SIMD_HEAD
+    if head < 0:
+        head = 0
+    while i >= head and (p[i] - price) * sgn > 0:
+        i -= 1
+    if i >= head or i < 0:
+        return i
+    lo = head - SIMD_WINDOW  # p[head:] are all better; count p[lo:head]
+    if lo < 0:
+        lo = 0
+    c = _count_better(p, lo, head - lo, price, side)
+    if c < head - lo or lo == 0:
+        return head - 1 - c
+    return _search_deep(p, lo, price, sgn)  # p[lo] is known to be better
 
 
 @njit(nogil=True, inline="always")

@@ -43,6 +43,7 @@ from engine.kernels import (
     S_BAD_RECORDS,
     S_SECTIONS,
     S_WORDS,
+    SIMD_HEAD,
     SIMD_WINDOW,
     apply_records,
     set_level,
@@ -86,7 +87,7 @@ KERNELS = [apply_records, *APPLY_VARIANTS.values()]
        n_books=st.integers(1, 3), data=st.data(), kernel=st.sampled_from(KERNELS))
 def test_random_streams_match_reference(depth, stream, n_books, data, kernel):
     """Every compiled variant (prefetch on/off, scan or vectorised search) against the
-    reference; the vectorised search's window (16) sits inside these depths."""
+    reference; the vectorised search's head and window (4 + 16) sit inside these depths."""
     apply_records = kernel
     store = BookStore(n_books, depth)
     refs = [RefBook(store.depth) for _ in range(n_books)]
@@ -195,7 +196,8 @@ def test_clear_only_record_and_wraparound_positions():
 @pytest.mark.parametrize("setter", [set_level_scan, set_level_simd])
 @pytest.mark.parametrize("side", [BID, ASK])
 @pytest.mark.parametrize("depth,span", [(1000, 3000), (64, 400), (200, 200),
-                                        (SIMD_WINDOW, 40), (SIMD_WINDOW + 1, 40)])
+                                        (SIMD_HEAD + 1, 12), (SIMD_HEAD + SIMD_WINDOW, 50),
+                                        (SIMD_HEAD + SIMD_WINDOW + 1, 50)])
 @pytest.mark.parametrize("seed", [1, 2])
 def test_long_random_streams_every_search_path(setter, side, depth, span, seed):
     """Long streams grow sides past the 16-level scan window, so the interpolated deep
