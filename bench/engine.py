@@ -334,6 +334,7 @@ def measure_latency(rate: int, seconds: float, depth: int = 200,
     time.sleep(0.1)
     writer.hist[:] = 0
     switches0 = _involuntary_switches(writer.native_id)
+    idle0 = writer.counters()
     interval = MSG_LEVELS * 1e9 / rate
     full = 0
     clock = time.perf_counter_ns
@@ -349,11 +350,16 @@ def measure_latency(rate: int, seconds: float, depth: int = 200,
             time.sleep(burst_sleep_us / 1e6)
     elapsed = (clock() - t0) / 1e9
     switches = _involuntary_switches(writer.native_id) - switches0
+    idle = writer.counters()
     writer.stop()
     pct = percentiles(writer.hist)
     return {"p50": pct["p50"], "p99": pct["p99"], "p999": pct["p999"], "max": pct["max"],
             "messages": pct["count"], "achieved_ups": round(n_msgs * MSG_LEVELS / elapsed),
-            "ring_full": full, "writer_preempted": switches}
+            "ring_full": full, "writer_preempted": switches,
+            # times the idle writer yielded / slept during the run: each park can delay
+            # the next message by a sleep (see engine/writer.py)
+            "writer_yields": idle["yields"] - idle0["yields"],
+            "writer_parks": idle["parks"] - idle0["parks"]}
 
 
 def _involuntary_switches(tid: int | None) -> int:
@@ -460,7 +466,8 @@ def print_table(res: dict, console) -> None:
         t.add_row(f"latency @ {int(rate) // 1000}K upd/s offered",
                   f"p50 {v['p50']} / p99 {v['p99']} / p99.9 {v['p999']} ns "
                   f"(achieved {v['achieved_ups'] / 1000:.0f}K/s, ring full {v['ring_full']}, "
-                  f"writer preempted {v['writer_preempted']}x)",
+                  f"writer preempted {v['writer_preempted']}x, parked "
+                  f"{v.get('writer_parks', -1)}x)",
                   "p99 <= 2000, p99.9 <= 20000 @500K" if rate == "500000" else "")
     t.add_row("torn reads", f"{res['torn_reads']} in {res['torture']['reads']} reads "
               f"({res['torture']['states_seen']} states)", "0")
