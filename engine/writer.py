@@ -3,11 +3,6 @@ consuming its rings and applying updates to the books it owns.
 
 Idle policy (works on 2 cores, tunable per writer):
   1. spin: poll the rings ``spin`` times with a CPU pause hint (lowest latency);
-     the default, 100,000 polls, is about 1 ms on a CPU whose ``pause`` takes ~9 ns
-     (Sapphire Rapids class): longer than a connector's usual gap between socket
-     reads, so a writer fed in bursts stays spinning between them (20,000 polls,
-     ~0.2 ms, let it park ~290 times in a 2 s run at 500K updates/s, each park
-     delaying the next message by 50 us or more);
   2. yield: ``sched_yield`` up to ``yields`` times (gives the core to the event loop or
      a producer that shares it, returns at once when nothing else is runnable);
   3. park: sleep ``park_us`` microseconds per poll until work arrives.
@@ -96,7 +91,7 @@ class Writer:
     """One writer thread owning a set of rings (and through them, their books)."""
 
     def __init__(self, store, pool, rings: list[int], *, name: str = "writer",
-                 cpu: int | None = None, batch: int = 64, spin: int = 100_000,
+                 cpu: int | None = None, batch: int = 64, spin: int = 20_000,
                  yields: int = 200, park_us: int = 50, latency: bool = True) -> None:
         if batch < 1:
             raise ValueError("batch must be >= 1")
