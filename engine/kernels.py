@@ -60,6 +60,7 @@ from engine.histogram import hist_record
 from engine.seqlock import write_begin, write_end
 
 LINEAR_SCAN = 16  # levels scanned from the touch before switching to a search
+DEEP_WINDOW = 4   # half-width of the bracket tried around the interpolated position
 SIMD_HEAD = 4     # vectorised search variant: levels checked one by one first,
 SIMD_WINDOW = 16  # then levels counted at once
 
@@ -69,7 +70,6 @@ SIMD_WINDOW = 16  # then levels counted at once
 # hot loop carries no runtime switch.
 PREFETCH = True      # prefetch the headers and touch lines of the sections ahead
 SIMD_SEARCH = False  # count the better levels of the top window with vector compares
-DEEP_WINDOW = 4   # half-width of the bracket tried around the interpolated position
 
 # set_level outcomes
 SET_OK = 0
@@ -95,8 +95,8 @@ def _better(a, b, side):
 def _find_scan(p, n, price, side):
     """Index of the first level from the touch that is not better than ``price``
     (the best level is p[n-1]); -1 when every held level is better.  Scans down
-    from the touch, then binary-searches the deep levels.  (A branch-free vectorised
-    count over a 16-level window measured ~15 % slower on this mix.)"""
+    from the touch, then binary-searches the deep levels.  (The vectorised count of
+    _find_simd measured 13 to 37 % slower on the benchmark mix: README "Design".)"""
     i = n - 1
     stop = n - LINEAR_SCAN
     if stop < 0:
