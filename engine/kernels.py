@@ -13,6 +13,7 @@ a ring consumer extends its batches to message boundaries (F_END), so readers on
 ever see whole messages.
 """
 
+import numpy as np
 from numba import njit
 
 from engine.atomics import memmove, prefetch
@@ -61,6 +62,15 @@ from engine.tsc import clock_ns  # TSC or clock_gettime, per [platform] tsc_cloc
 
 LINEAR_SCAN = 16  # levels scanned from the touch before switching to a search
 DEEP_WINDOW = 4   # half-width of the bracket tried around the interpolated position
+SIMD_HEAD = 4     # vectorised search variant: levels checked one by one first,
+SIMD_WINDOW = 16  # then levels counted at once
+
+# Kernel techniques (issue 8), each kept only where `bench/kernel_techniques.py` shows a
+# gain.  They are compile-time choices: every combination is its own module-level kernel
+# (APPLY_VARIANTS), so the benchmark can run both sides of each in one process and the
+# hot loop carries no runtime switch.
+PREFETCH = True      # prefetch the headers and touch lines of the sections ahead
+SIMD_SEARCH = False  # count the better levels of the top window with vector compares
 
 # set_level outcomes
 SET_OK = 0
@@ -83,11 +93,11 @@ def _better(a, b, side):
 
 
 @njit(nogil=True, inline="always")
-def _find(p, n, price, side):
+def _find_scan(p, n, price, side):
     """Index of the first level from the touch that is not better than ``price``
     (the best level is p[n-1]); -1 when every held level is better.  Scans down
-    from the touch, then binary-searches the deep levels.  (A branch-free vectorised
-    count over a 16-level window measured ~15 % slower on this mix.)"""
+    from the touch, then binary-searches the deep levels.  (The vectorised count of
+    _find_simd measured 13 to 37 % slower on the benchmark mix: README "Design".)"""
     i = n - 1
     stop = n - LINEAR_SCAN
     if stop < 0:
@@ -98,6 +108,45 @@ def _find(p, n, price, side):
     if i >= stop or i < 0:
         return i
     return _search_deep(p, stop, price, sgn)  # p[stop] is known to be better
+
+
+@njit(nogil=True, inline="always")
+def _count_better(p, lo, count, price, side):
+    """How many of p[lo:lo+count] are better than ``price``: a branch-free compare
+    and sum that LLVM turns into vector compares (see bench/kernel_techniques.py)."""
+    c = 0
+    base = np.uint64(lo)
+    if side == BID:
+        for k in range(np.uint64(count)):
+            c += p[base + k] > price
+    else:
+        for k in range(np.uint64(count)):
+            c += p[base + k] < price
+    return c
+
+
+@njit(nogil=True, inline="always")
+def _find_simd(p, n, price, side):
+    """As _find_scan, but past the first SIMD_HEAD levels (checked one by one: most
+    updates stop there) the next SIMD_WINDOW levels are counted at once (the better
+    levels of a sorted side are a suffix, so their count gives the index) instead of
+    scanned with an early exit; deeper prices go to the same interpolated search."""
+    sgn = 1 - 2 * side
+    i = n - 1
+    head = n - SIMD_HEAD
+    if head < 0:
+        head = 0
+    while i >= head and (p[i] - price) * sgn > 0:
+        i -= 1
+    if i >= head or i < 0:
+        return i
+    lo = head - SIMD_WINDOW  # p[head:] are all better; count p[lo:head]
+    if lo < 0:
+        lo = 0
+    c = _count_better(p, lo, head - lo, price, side)
+    if c < head - lo or lo == 0:
+        return head - 1 - c
+    return _search_deep(p, lo, price, sgn)  # p[lo] is known to be better
 
 
 @njit(nogil=True, inline="always")
@@ -152,11 +201,15 @@ def _shift(p, q, dst, src, count):
 
 
 @njit(nogil=True, inline="always")
-def set_level(p, q, n, depth, price, size, side):
+def _set_level(p, q, n, depth, price, size, side, simd):
     """Set (size > 0) or delete (size == 0) one level of a side holding ``n`` levels.
 
-    ``p``/``q`` are the side's price and size rows.  Returns (new n, outcome)."""
-    i = _find(p, n, price, side)
+    ``p``/``q`` are the side's price and size rows.  Returns (new n, outcome).
+    ``simd`` (a compile-time constant at every call site) picks the search."""
+    if simd:
+        i = _find_simd(p, n, price, side)
+    else:
+        i = _find_scan(p, n, price, side)
     if i >= 0 and p[i] == price:
         if size != 0:
             q[i] = size
@@ -179,6 +232,24 @@ def set_level(p, q, n, depth, price, size, side):
 
 
 @njit(nogil=True, inline="always")
+def set_level(p, q, n, depth, price, size, side):
+    """_set_level with the configured search (SIMD_SEARCH)."""
+    return _set_level(p, q, n, depth, price, size, side, SIMD_SEARCH)
+
+
+@njit(nogil=True, cache=True)
+def set_level_scan(p, q, n, depth, price, size, side):
+    """_set_level with the scalar scan from the touch (tests and benchmarks)."""
+    return _set_level(p, q, n, depth, price, size, side, False)
+
+
+@njit(nogil=True, cache=True)
+def set_level_simd(p, q, n, depth, price, size, side):
+    """_set_level with the vectorised window count (tests and benchmarks)."""
+    return _set_level(p, q, n, depth, price, size, side, True)
+
+
+@njit(nogil=True, inline="always")
 def is_crossed(px, b, nb, na):
     return nb > 0 and na > 0 and px[b, BID, nb - 1] >= px[b, ASK, na - 1]
 
@@ -187,16 +258,16 @@ PREFETCH_AHEAD = 16  # records
 
 
 @njit(nogil=True, inline="always")
-def _prefetch_book(hdr, px, sz, data, mask, pos):
+def _prefetch_book(hdr, px, sz, data, mask, pos, ahead):
     """Start loading what the sections a little ahead will touch: the header of the book
-    PREFETCH_AHEAD records ahead, and the touch levels of the book half as far ahead
+    ``ahead`` records ahead, and the touch levels of the book half as far ahead
     (whose header the previous call already requested)."""
     n_books = px.shape[0]
     depth = px.shape[2]
-    far = data[R_BOOK, (pos + PREFETCH_AHEAD) & mask]
+    far = data[R_BOOK, (pos + ahead) & mask]
     if 0 <= far < n_books:
         prefetch(hdr, far * HDR_WORDS)
-    near = data[R_BOOK, (pos + PREFETCH_AHEAD // 2) & mask]
+    near = data[R_BOOK, (pos + ahead // 2) & mask]
     if 0 <= near < n_books:
         h = near * HDR_WORDS
         for side, field in ((BID, H_NBID), (ASK, H_NASK)):
@@ -207,21 +278,18 @@ def _prefetch_book(hdr, px, sz, data, mask, pos):
                 prefetch(sz, off)
 
 
-@njit(nogil=True)
-def apply_records(hdr, px, sz, data, mask, start, stop, hist, stats):
-    """Apply update records at ring positions [start, stop) (index = pos & mask).
-
-    ``data`` is a (REC_FIELDS, capacity) int64 struct-of-arrays block.  Records for one
-    book that follow each other are applied in one write section.  ``hist`` receives
-    one receive->visible latency sample per message (F_END record); pass an empty
-    array to skip latency.  Returns the number of records consumed."""
+@njit(nogil=True, inline="always")
+def _apply(hdr, px, sz, data, mask, start, stop, hist, stats, ahead, simd):
+    """The body of apply_records.  ``ahead`` (records to prefetch ahead, 0 = no
+    prefetch) and ``simd`` are compile-time constants at every call site, so each
+    variant is compiled without the other path."""
     n_books = px.shape[0]
     depth = px.shape[2]
     track_latency = hist.shape[0] > 0
     pos = start
     while pos < stop:
-        if pos + PREFETCH_AHEAD < stop:
-            _prefetch_book(hdr, px, sz, data, mask, pos)
+        if ahead > 0 and pos + ahead < stop:
+            _prefetch_book(hdr, px, sz, data, mask, pos, ahead)
         j = pos & mask
         b = data[R_BOOK, j]
         if b < 0 or b >= n_books:
@@ -270,8 +338,9 @@ def apply_records(hdr, px, sz, data, mask, start, stop, hist, stats):
                 outcome = SET_OK
                 if side == BID or side == ASK:  # one code path for both sides: no
                     c = h + H_NBID + side           # mispredicted bid/ask branch
-                    hdr[c], outcome = set_level(px[b, side], sz[b, side], hdr[c], keep,
-                                                data[R_PRICE, j], data[R_SIZE, j], side)
+                    hdr[c], outcome = _set_level(px[b, side], sz[b, side], hdr[c], keep,
+                                                 data[R_PRICE, j], data[R_SIZE, j], side,
+                                                 simd)
                 else:
                     stats[S_BAD_RECORDS] += 1
                 drops += outcome == SET_DEPTH_DROP
@@ -301,3 +370,45 @@ def apply_records(hdr, px, sz, data, mask, start, stop, hist, stats):
                     hist_record(hist, now - data[R_RECV, jj])
     stats[S_RECORDS] += stop - start
     return stop - start
+
+
+@njit(nogil=True, cache=True)
+def apply_records(hdr, px, sz, data, mask, start, stop, hist, stats):
+    """Apply update records at ring positions [start, stop) (index = pos & mask).
+
+    ``data`` is a (REC_FIELDS, capacity) int64 struct-of-arrays block.  Records for one
+    book that follow each other are applied in one write section.  ``hist`` receives
+    one receive->visible latency sample per message (F_END record); pass an empty
+    array to skip latency.  Returns the number of records consumed."""
+    return _apply(hdr, px, sz, data, mask, start, stop, hist, stats,
+                  PREFETCH_AHEAD if PREFETCH else 0, SIMD_SEARCH)
+
+
+# Every (prefetch, simd search) combination, same signature as apply_records, for the
+# technique benchmark and the property tests (they must all give identical books).
+@njit(nogil=True, cache=True)
+def apply_records_plain(hdr, px, sz, data, mask, start, stop, hist, stats):
+    return _apply(hdr, px, sz, data, mask, start, stop, hist, stats, 0, False)
+
+
+@njit(nogil=True, cache=True)
+def apply_records_prefetch(hdr, px, sz, data, mask, start, stop, hist, stats):
+    return _apply(hdr, px, sz, data, mask, start, stop, hist, stats, PREFETCH_AHEAD, False)
+
+
+@njit(nogil=True, cache=True)
+def apply_records_simd(hdr, px, sz, data, mask, start, stop, hist, stats):
+    return _apply(hdr, px, sz, data, mask, start, stop, hist, stats, 0, True)
+
+
+@njit(nogil=True, cache=True)
+def apply_records_prefetch_simd(hdr, px, sz, data, mask, start, stop, hist, stats):
+    return _apply(hdr, px, sz, data, mask, start, stop, hist, stats, PREFETCH_AHEAD, True)
+
+
+APPLY_VARIANTS = {
+    (False, False): apply_records_plain,
+    (True, False): apply_records_prefetch,
+    (False, True): apply_records_simd,
+    (True, True): apply_records_prefetch_simd,
+}

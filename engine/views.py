@@ -68,16 +68,33 @@ class Top(NamedTuple):
         return STATUS_NAMES[self.status_code]
 
 
-_top_fixed = read.top_levels_fixed
-_top_float = read.top_levels
+_top_into = read.top_into
+_top_into_fixed = read.top_into_fixed
+_top_flat = read.top_into_flat
+_top_flat_fixed = read.top_into_flat_fixed
+_empty = np.empty
+_i64 = np.int64
 _new_top = tuple.__new__
+
+
+def _flat_words(hdr: np.ndarray, px: np.ndarray, sz: np.ndarray) -> np.ndarray | None:
+    """One int64 view over hdr, px and sz when they lie back to back in memory (as
+    ``BookStore`` lays them out), else None.  Lets the Python view pass one array
+    to a reader kernel instead of three."""
+    if not (hdr.flags.c_contiguous and px.flags.c_contiguous and sz.flags.c_contiguous):
+        return None
+    start = hdr.ctypes.data
+    if px.ctypes.data != start + hdr.nbytes or sz.ctypes.data != start + hdr.nbytes + px.nbytes:
+        return None
+    n = hdr.size + px.size + sz.size
+    return np.lib.stride_tricks.as_strided(hdr, shape=(n,), strides=(8,), writeable=False)
 
 
 class Book:
     """Read-only view of one book; cheap to create, safe to use from any thread."""
 
     __slots__ = ("_hdr", "_px", "_sz", "index", "name", "_h", "_pscale", "_sscale",
-                 "price_decimals", "size_decimals", "_depth")
+                 "price_decimals", "size_decimals", "_depth", "_words", "_n_books")
 
     def __init__(self, store, index: int) -> None:
         self._hdr = store.hdr
@@ -91,6 +108,8 @@ class Book:
         self.size_decimals = int(store.hdr[self._h + H_SIZE_DEC])
         self._pscale = float(10 ** self.price_decimals)
         self._sscale = float(10 ** self.size_decimals)
+        self._n_books = store.px.shape[0]
+        self._words = _flat_words(store.hdr, store.px, store.sz)
 
     # -- top of book --------------------------------------------------------------
     def best_bid_fixed(self) -> tuple[int, int] | None:
@@ -130,15 +149,24 @@ class Book:
 
     def top(self, n: int = 10, exact: bool = False) -> Top:
         """Top ``n`` levels per side as arrays (float64, or int64 fixed point if exact).
-        The four arrays are views of one block allocated by the reader kernel."""
-        if not 0 <= n <= self._depth:
+        The four arrays are views of one block, allocated here and filled by the reader
+        kernel (cheaper from Python than an array allocated and returned by Numba)."""
+        if n > self._depth or n < 0:
             n = max(0, min(n, self._depth))
-        if exact:
-            res = _top_fixed(self._hdr, self._px, self._sz, self.index, n)
+        if self._words is not None:
+            if exact:
+                out = _empty((4, n), _i64)
+                res = _top_flat_fixed(self._words, self._n_books, self._depth, self.index, out)
+            else:
+                out = _empty((4, n))  # float64
+                res = _top_flat(self._words, self._n_books, self._depth, self.index, out)
+        elif exact:
+            out = _empty((4, n), _i64)
+            res = _top_into_fixed(self._hdr, self._px, self._sz, self.index, out)
         else:
-            res = _top_float(self._hdr, self._px, self._sz, self.index, n, self._pscale,
-                             self._sscale)
-        return _new_top(Top, res)
+            out = _empty((4, n))
+            res = _top_into(self._hdr, self._px, self._sz, self.index, out)
+        return _new_top(Top, (out,) + res)
 
     def to_dict(self) -> dict:
         """The whole book, exact: prices and sizes as decimal strings, best first."""

@@ -38,7 +38,18 @@ from engine.constants import (
     STALE,
 )
 from engine.histogram import new_hist
-from engine.kernels import S_BAD_RECORDS, S_SECTIONS, S_WORDS, apply_records, set_level
+from engine.kernels import (
+    APPLY_VARIANTS,
+    S_BAD_RECORDS,
+    S_SECTIONS,
+    S_WORDS,
+    SIMD_HEAD,
+    SIMD_WINDOW,
+    apply_records,
+    set_level,
+    set_level_scan,
+    set_level_simd,
+)
 from engine.store import BookStore
 from tests.engine.reference import RefBook
 
@@ -68,10 +79,16 @@ level = st.tuples(st.sampled_from([BID, ASK]), st.integers(0, 120), st.integers(
 message = st.tuples(st.booleans(), st.lists(level, min_size=1, max_size=25))
 
 
+KERNELS = [apply_records, *APPLY_VARIANTS.values()]
+
+
 @settings(max_examples=150, deadline=None)
 @given(depth=st.sampled_from([1, 3, 8, 20, 64]), stream=st.lists(message, min_size=1, max_size=30),
-       n_books=st.integers(1, 3), data=st.data())
-def test_random_streams_match_reference(depth, stream, n_books, data):
+       n_books=st.integers(1, 3), data=st.data(), kernel=st.sampled_from(KERNELS))
+def test_random_streams_match_reference(depth, stream, n_books, data, kernel):
+    """Every compiled variant (prefetch on/off, scan or vectorised search) against the
+    reference; the vectorised search's head and window (4 + 16) sit inside these depths."""
+    apply_records = kernel
     store = BookStore(n_books, depth)
     refs = [RefBook(store.depth) for _ in range(n_books)]
     stats = np.zeros(S_WORDS, np.int64)
@@ -103,8 +120,9 @@ def test_random_streams_match_reference(depth, stream, n_books, data):
 
 
 @settings(max_examples=60, deadline=None)
-@given(ops=st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 2)), max_size=600))
-def test_deep_side_uses_binary_search_path(ops):
+@given(ops=st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 2)), max_size=600),
+       setter=st.sampled_from([set_level, set_level_scan, set_level_simd]))
+def test_deep_side_uses_binary_search_path(ops, setter):
     """Depth 1000 side with prices spread wide: most finds go past the linear scan."""
     depth = 1000
     p = np.zeros(depth, np.int64)
@@ -112,7 +130,7 @@ def test_deep_side_uses_binary_search_path(ops):
     ref = RefBook(depth)
     n = 0
     for price, size in ops:
-        n, _ = set_level(p, q, n, depth, price, size, ASK)
+        n, _ = setter(p, q, n, depth, price, size, ASK)
         ref.set(ASK, price, size)
     assert list(zip(p[:n][::-1].tolist(), q[:n][::-1].tolist())) == ref.levels(ASK)
 
@@ -175,10 +193,13 @@ def test_clear_only_record_and_wraparound_positions():
     assert hist.sum() == 1  # one message end -> one latency sample
 
 
+@pytest.mark.parametrize("setter", [set_level_scan, set_level_simd])
 @pytest.mark.parametrize("side", [BID, ASK])
-@pytest.mark.parametrize("depth,span", [(1000, 3000), (64, 400), (200, 200)])
+@pytest.mark.parametrize("depth,span", [(1000, 3000), (64, 400), (200, 200),
+                                        (SIMD_HEAD + 1, 12), (SIMD_HEAD + SIMD_WINDOW, 50),
+                                        (SIMD_HEAD + SIMD_WINDOW + 1, 50)])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_long_random_streams_every_search_path(side, depth, span, seed):
+def test_long_random_streams_every_search_path(setter, side, depth, span, seed):
     """Long streams grow sides past the 16-level scan window, so the interpolated deep
     search, its bracket edges and the full-side eviction all run many times; checked
     against the reference after every single update."""
@@ -189,11 +210,68 @@ def test_long_random_streams_every_search_path(side, depth, span, seed):
     n = 0
     prices = rng.integers(0, span, 4000)
     sizes = np.where(rng.random(4000) < 0.25, 0, rng.integers(1, 9, 4000))
+    most = 0
     for price, size in zip(prices.tolist(), sizes.tolist()):
-        n, _ = set_level(p, q, n, depth, price, size, side)
+        n, _ = setter(p, q, n, depth, price, size, side)
+        most = max(most, n)
         ref.set(side, price, size)
         assert list(zip(p[:n][::-1].tolist(), q[:n][::-1].tolist())) == ref.levels(side)
-    assert n > 2 * 16
+    assert most > 2 * 16 or most == depth  # deep searches ran, or the side filled up
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_binance_style_5000_level_books_match_reference(kernel):
+    """Two full 5000-level books (a Binance-style deep snapshot), then a stream of
+    8-level messages: mostly near the touch, some anywhere in the book, some beyond
+    the held depth (dropped or evicting), inserts inside the spread, 20 % deletes,
+    a re-snapshot half way; checked against the reference every 25 messages."""
+    depth, n_books, mid = 5000, 2, 1_000_000
+    store = BookStore(n_books, depth)
+    refs = [RefBook(depth) for _ in range(n_books)]
+    stats = np.zeros(S_WORDS, np.int64)
+    rng = np.random.default_rng(5)
+
+    def snapshot(b, shift):
+        recs = []
+        for side in (BID, ASK):
+            for i in range(depth):
+                price = mid + shift - 1 - 2 * i if side == BID else mid + shift + 1 + 2 * i
+                recs.append((b, side, F_CLEAR if not recs else 0, price, 1 + i, 0))
+        recs[-1] = recs[-1][:2] + (F_END,) + recs[-1][3:]
+        refs[b].clear()
+        for _, side, _, price, size, _ in recs:
+            refs[b].set(side, price, size)
+        return recs
+
+    def run(recs):
+        d, mask = block(recs)
+        kernel(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
+
+    run(snapshot(0, 0) + snapshot(1, 500))
+    for m in range(1200):
+        b = int(rng.integers(0, n_books))
+        if m == 600:
+            run(snapshot(b, -300))
+        recs = []
+        for k in range(8):
+            side = int(rng.integers(0, 2))
+            r = rng.random()
+            dist = (int(rng.geometric(0.3)) - 1 if r < 0.8 else
+                    int(rng.integers(0, 2 * depth)) if r < 0.97 else -1)  # -1: in the spread
+            sgn = -1 if side == BID else 1
+            price = mid + sgn * (1 + dist)
+            size = 0 if rng.random() < 0.2 else int(rng.integers(1, 100))
+            recs.append((b, side, F_END if k == 7 else 0, price, size, m))
+            refs[b].set(side, price, size)
+        run(recs)
+        if m % 25 == 0 or m == 1199:
+            for bb in range(n_books):
+                for side in (BID, ASK):
+                    assert book_levels(store, bb, side) == refs[bb].levels(side)
+    for b in range(n_books):
+        h = b * HDR_WORDS
+        assert store.hdr[h + H_DEPTH_DROPS] == refs[b].depth_drops > 0
+        assert store.hdr[h + H_ABSENT_DELETES] == refs[b].absent_deletes > 0
 
 
 def _ck_record(b, expected, scheme):

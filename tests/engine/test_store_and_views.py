@@ -101,3 +101,36 @@ def test_book_view_reads_exact_and_float_forms():
     assert h["updates"] == 4 and h["messages"] == 1 and h["bid_levels"] == 2
     assert book.seq == 11
     assert store.book(1).to_dict()["bids"] == []  # neighbour untouched
+
+
+def test_top_flat_fast_path_equals_the_general_reader():
+    """Book.top reads through one flat view of the store when hdr, px and sz lie back
+    to back (as BookStore lays them out), else through the three arrays; both give
+    the same levels, scaled by the book's decimals, for any n (clamped to the depth)."""
+    from engine import views
+
+    store = BookStore(3, 20)
+    store.configure(1, "X", 3, 5)
+    recs = [(1, BID, 0 if i else F_CLEAR, 100_000 - 7 * i, 1000 + i, 4, 9) for i in range(18)]
+    recs += [(1, ASK, 0, 100_010 + 3 * i, 50 + i, 4, 9) for i in range(5)]
+    recs[-1] = recs[-1][:2] + (F_END,) + recs[-1][3:]
+    _apply(store, recs)
+    fast = store.book(1)
+    assert fast._words is not None
+    slow = store.book(1)
+    slow._words = None  # as for a store whose arrays are not one block
+    assert views._flat_words(store.hdr, store.px[:, :, :8], store.sz) is None
+    for n in (0, 1, 5, 18, 24, 1000):
+        for exact in (False, True):
+            a, b = fast.top(n, exact=exact), slow.top(n, exact=exact)
+            for f in ("bid_px", "bid_sz", "ask_px", "ask_sz"):  # columns past n_* are unset
+                assert np.array_equal(getattr(a, f), getattr(b, f))
+            assert a[1:] == b[1:]
+            m = min(n, 24)
+            assert a.levels.shape == (4, m) and a.n_bid == min(m, 18) and a.n_ask == min(m, 5)
+            assert a.seq == 4 and a.exch_ts == 9
+        ex, fl = fast.top(n, exact=True), fast.top(n)
+        assert fl.bid_px.tolist() == [p / 1e3 for p in ex.bid_px.tolist()]
+        assert fl.ask_sz.tolist() == [q / 1e5 for q in ex.ask_sz.tolist()]
+    assert fast.top(3, exact=True).bid_px.tolist() == [100_000, 99_993, 99_986]
+    assert store.book(0).top(5).n_bid == 0  # neighbours untouched
