@@ -45,7 +45,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from hftbook.run_cmd import run
 
     return run(args.config, args.duration, args.exchanges, args.live, args.json,
-               args.simulator, args.fault, args.verify)
+               args.simulator, args.fault, args.verify, source=args.source,
+               recorded_speed=args.recorded_speed)
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -59,7 +60,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from hftbook.simulate_cmd import run
 
     return run(args.config, args.duration, args.exchanges, args.urls_file, args.fault,
-               args.json)
+               args.json, source=args.source, recorded_speed=args.recorded_speed)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -75,6 +76,16 @@ def _quiet_logs(args: argparse.Namespace) -> None:
 
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False)
                         else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _source_flags(p: argparse.ArgumentParser) -> None:
+    """Where the simulated venues' book activity comes from (overrides [simulator])."""
+    p.add_argument("--source", choices=["synthetic", "recorded", "both"],
+                   help="simulated book activity: the synthetic order flow, the recorded "
+                        "sessions looped (binance, binance_futures, kraken, okx, coinbase), "
+                        "or both")
+    p.add_argument("--recorded-speed", type=float, metavar="X",
+                   help="recorded sessions: times the recorded pace (0 = as fast as possible)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verify", action="store_true",
                      help="simulated mode: at the end, pause the venues and check every book "
                           "against the simulator's true book")
+    _source_flags(run)
     run.set_defaults(func=_cmd_run)
 
     rec = sub.add_parser("record", help="run the feed and record every frame and REST answer")
@@ -115,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--fault", action="append", metavar="AT:KIND:EXCHANGE[:SYMBOL]",
                      help="scheduled fault, as for hftbook run; repeatable")
     sim.add_argument("--json", action="store_true", help="print a final JSON summary")
+    _source_flags(sim)
     sim.set_defaults(func=_cmd_simulate)
 
     demo = sub.add_parser("demo", help="the engine alone on a synthetic in-process flow")
