@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from connectors.base import BookTarget, ConfigError, ExchangeStats, Instrument, Protocol
+from connectors.progress import Bar
 from connectors.recorded import Frame, HttpResponse, Session, load_session, session_events
 from engine.constants import H_CHECKSUM_FAIL, H_CHECKSUM_OK, H_STATUS, HDR_WORDS, STATUS_NAMES
 from engine.kernels import S_WORDS
@@ -123,7 +124,7 @@ def session_symbols(cls: type[Protocol], session: Session,
 def replay_session(directory: str | Path, recording: str, depth: int | None = None,
                    verify_checksums: bool = True, symbols: list[str] | None = None,
                    ring_capacity: int = 1 << 16, drain_every: int = 1,
-                   speed: float | None = None) -> ReplayResult:
+                   speed: float | None = None, progress: bool = False) -> ReplayResult:
     """Replay one recorded session.  ``drain_every`` > 1 lets the writer apply frames in
     batches (as a writer thread does live), so its verdicts reach the connector up to
     that many frames later; 1 applies and checks after every frame."""
@@ -171,7 +172,9 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
     since_bytes = 0
     handle_frame = proto.handle_frame
     pacer = Pacer(speed)
+    bar = Bar(progress, len(events), recording)
     for is_ws, payload, recv_ns in events:
+        bar.tick()
         pacer.wait(recv_ns)
         if is_ws:
             res.frames += 1
@@ -203,6 +206,7 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
             req = proto.rest_requests.popleft()
             pending[req.symbol] = req
         proto.outbox.clear()  # resubscribes cannot be sent to a recording
+    bar.close()
     proto.flush()
     ring_drain(ctl, data, hdr, px, sz, 1 << 20, hist, wstats)
     proto.check_health(proto.touched)

@@ -149,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-checksums", action="store_true", help="skip checksum verification")
     rp.add_argument("--speed", type=float, help="pace by the recorded timestamps, this many "
                     "times real time (1 = real time); default: full speed")
-    rp.add_argument("--progress", action="store_true", help="tardis CSV: progress bars")
+    rp.add_argument("--progress", action="store_true",
+                    help="progress bars on stderr for every format, even when stderr is not "
+                         "a terminal (default: only on a terminal, and not with --json)")
     rp.add_argument("-v", "--verbose", action="store_true", help="log every event")
     rp.set_defaults(func=_cmd_replay)
 

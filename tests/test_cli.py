@@ -373,3 +373,30 @@ def test_simulate_serves_a_recorded_session_to_another_process(tmp_path):
         sim.send_signal(signal.SIGINT)
         sim.wait(20)
     assert sim.returncode == 0
+
+
+def test_replay_progress_bars_only_when_forced_or_on_a_terminal(tmp_path):
+    """Every format (recorded session, .hfr, tardis CSV) gets a tqdm bar on stderr with
+    --progress; stdout stays one JSON document.  Without --progress and with stderr not a
+    terminal (a pipe here) there is no bar."""
+    from tests.connectors.reference import need_recordings
+    from tests.connectors.test_recording import convert
+
+    rec = need_recordings()
+    hfr = tmp_path / "binance.hfr"
+    convert(rec, "BINANCE", hfr)
+    csv = tmp_path / "book.csv"
+    csv.write_text("exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n"
+                   "binance,BTCUSDT,1000,1000,true,bid,100.5,1\n"
+                   "binance,BTCUSDT,1000,1000,true,ask,101,2\n")
+    files = (str(rec / "KRAKEN.ws.50.0"), str(hfr), str(csv))
+    r = _hftbook("replay", *files, "--json", "--progress")
+    assert r.returncode == 0, r.stderr
+    assert len(orjson.loads(r.stdout)["recordings"]) == 3     # stdout: JSON only
+    assert "KRAKEN:" in r.stderr and "frame" in r.stderr        # recorded session bar
+    assert "binance.hfr:" in r.stderr and "record" in r.stderr  # .hfr bar
+    assert "tardis replay" in r.stderr                          # CSV bar
+    assert "100%" in r.stderr
+    r = _hftbook("replay", *files, "--json")
+    assert r.returncode == 0, r.stderr
+    assert "%|" not in r.stderr and "KRAKEN:" not in r.stderr and r.stderr.strip() == ""
