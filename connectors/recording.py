@@ -356,9 +356,8 @@ def replay_file(path: str | os.PathLike, depth: int | None = None,
         req = proto.rest_requests.popleft()
         pending[req.symbol] = req
     since_drain = since_bytes = 0
-    from connectors.replay import Pacer
-
     from connectors.progress import Bar
+    from connectors.replay import Pacer
 
     pacer = Pacer(speed)
     bar = Bar(progress, len(records), Path(path).name, unit="record")

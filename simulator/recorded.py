@@ -335,7 +335,7 @@ class KrakenV1Dialect(Dialect):
                     self._shift(part.get(key, ()), delta_s)
                     for lv in part.get(key, ()):
                         book.set(side, lv[0], lv[1])
-            for side, key in ((0, "b"), (1, "a")):
+            for key in ("b", "a"):
                 self._shift(part.get(key, ()), delta_s)
         # an update's changes apply after all its parts, deletes first as in the connector
         for side, key in ((0, "b"), (1, "a")):
