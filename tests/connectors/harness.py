@@ -13,17 +13,23 @@ from engine.store import BookStore
 
 
 class ProtocolHarness:
-    def __init__(self, cls, symbols, price_decimals: int, size_decimals: int) -> None:
+    """``cls`` over ``symbols`` (one book each, in order) at the given scales.
+    ``instruments`` replaces the plain Instrument per symbol (venue subclasses);
+    ``options`` are extra protocol keyword arguments."""
+
+    def __init__(self, cls, symbols, price_decimals: int, size_decimals: int, *,
+                 depth: int = 100, ring_capacity: int = 1 << 12,
+                 instruments: dict | None = None, options: dict | None = None) -> None:
         self.symbols = list(symbols)
-        inst = {s: Instrument(cls.exchange, s, s, price_decimals, size_decimals)
-                for s in symbols}
-        self.store = BookStore(len(symbols), 100)
+        inst = instruments or {s: Instrument(cls.exchange, s, s, price_decimals, size_decimals)
+                               for s in symbols}
+        self.store = BookStore(len(symbols), depth)
         for i, s in enumerate(symbols):
             self.store.configure(i, f"{cls.exchange}:{s}", price_decimals, size_decimals)
-        pool = RingPool(1, 1 << 12)
+        pool = RingPool(1, ring_capacity)
         self.ring = pool.ctl[0], pool.data[0]
         targets = {s: BookTarget(*self.ring, i, self.store.hdr) for i, s in enumerate(symbols)}
-        self.proto = cls(inst, targets)
+        self.proto = cls(inst, targets, **(options or {}))
         self.proto.on_connect()
         self._drain()
 
@@ -33,16 +39,23 @@ class ProtocolHarness:
                    np.zeros(S_WORDS, np.int64))
 
     def frame(self, frame) -> None:
-        """Feed one frame (a dict/list is JSON-encoded), then apply and health-check."""
-        if not isinstance(frame, str):
+        """Feed one frame (a dict/list is JSON-encoded; text and bytes go as they are),
+        then apply and health-check."""
+        if isinstance(frame, (dict, list)):
             frame = orjson.dumps(frame).decode()
         self.proto.handle_frame(frame, 0)
         self._drain()
         self.proto.check_health()
         self._drain()
 
-    def book(self) -> dict:
-        return self.store.book(0).to_dict()
+    def book(self, i: int = 0) -> dict:
+        return self.store.book(i).to_dict()
+
+    def sent(self) -> list:
+        """The frames the protocol queued to send since the last call, decoded."""
+        out = [orjson.loads(m) for m in self.proto.outbox]
+        self.proto.outbox.clear()
+        return out
 
     @property
     def stats(self):
