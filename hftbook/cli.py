@@ -31,6 +31,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         else:
             b.print_table(res, Console(width=None if sys.stdout.isatty() else 140))
         return 0
+    if args.what == "loop":
+        from bench import recorded_loop as b
+
+        res = b.run(args.recordings)
+        if args.json:
+            sys.stdout.write(orjson.dumps(res).decode() + "\n")
+        else:
+            b.print_table(res, Console(width=None if sys.stdout.isatty() else 140))
+        return 0
     raise SystemExit(f"unknown benchmark {args.what!r}")
 
 
@@ -156,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_cmd_replay)
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
-    bench.add_argument("what", choices=["engine", "replay"])
+    bench.add_argument("what", choices=["engine", "replay", "loop"],
+                       help="loop: frames/s the recorded-session venue serves")
     bench.add_argument("--recordings", help="recorded sessions directory "
                        "(default: ../shared/recorded/cryptofeed beside the checkout)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")

@@ -342,6 +342,9 @@ def test_run_with_recorded_sessions_looped_beside_the_synthetic_flow(tmp_path):
         assert t["equal_to_truth"] == t["books"], name
     r = _hftbook("run", "--config", str(cfg), "--duration", "1", "--source", "tape")
     assert r.returncode == 2 and "--source" in r.stderr
+    r = _hftbook("run", "--config", str(cfg), "--duration", "1", "--fault",
+                 "1:gap:kraken@recorded:XBT/CHF")
+    assert r.returncode == 2 and "only disconnect, garbage and stall" in r.stderr, r.stderr
 
 
 def test_simulate_serves_a_recorded_session_to_another_process(tmp_path):

@@ -65,3 +65,39 @@ def test_books_live_across_loop_boundaries(exchange):
     assert st["connects"] == 1, st        # one connection: no loop boundary reconnects
     if exchange in ("kraken", "okx"):
         assert st["checksums_verified"] > 0, st
+
+
+def test_binance_futures_wire_sequence_continues_across_loops_with_times_of_now():
+    """On the wire, at full speed: every depthUpdate's pu is the previous one's u for its
+    symbol, through two loop boundaries (the bridging update included), and the event
+    times read as now."""
+    import time
+
+    import orjson
+    import websockets
+
+    need_recordings()
+
+    async def scenario():
+        venue = await RecordedVenue("binance_futures", speed=0).start()
+        last: dict[str, int] = {}
+        checked = 0
+        try:
+            async with websockets.connect(venue.ws_url, max_size=2**24) as ws:
+                await ws.send('{"method":"SUBSCRIBE","id":1,"params":[]}')
+                while venue.loops < 2 or checked < 10:
+                    msg = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+                    data = msg.get("data", {})
+                    if data.get("e") != "depthUpdate":
+                        continue
+                    assert abs(data["E"] / 1000 - time.time()) < 30, data["E"]
+                    s = data["s"]
+                    if s in last:
+                        assert data["pu"] == last[s], (s, data["pu"], last[s], venue.loops)
+                        checked += 1
+                    last[s] = data["u"]
+        finally:
+            await venue.stop()
+        return checked
+
+    assert asyncio.run(scenario()) > 100
