@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -56,6 +58,10 @@ RECORDED = {
     "kraken": ("KRAKEN", "KrakenV1Dialect"),
     "okx": ("OKX", "OKXDialect"),
     "coinbase": ("COINBASE", "CoinbaseDialect"),
+    "poloniex": ("POLONIEX", "PoloniexDialect"),
+    "kraken_futures": ("KRAKEN_FUTURES", "KrakenFuturesDialect"),
+    "deribit": ("DERIBIT", "DeribitDialect"),
+    "hitbtc": ("HITBTC", "HitBTCV2Dialect"),
 }
 START_WAIT = 1.0        # seconds a silent client waits before its stream starts
 
@@ -407,6 +413,145 @@ class CoinbaseDialect(Dialect):
             else:
                 for side, p, q in msg["changes"]:
                     book.set(0 if side == "buy" else 1, p, q)
+        return orjson.dumps(msg).decode()
+
+
+class PoloniexDialect(Dialect):
+    """v3 ``book_lv2``: ``snapshot`` then ``update`` entries chained by lastId / id.  A
+    snapshot resets the chain (the connector takes its ``id`` as the new last), so the
+    next loop's snapshots restart each book and its chain cleanly.  ``createTime`` and
+    ``ts`` (ms) rewritten."""
+
+    def handshake(self, msg) -> bool:
+        return isinstance(msg, dict) and "event" in msg
+
+    def reply(self, text: str) -> list[str]:
+        return ['{"event":"pong"}'] if '"ping"' in text else []
+
+    def frame(self, index: int, text: str, msg, delta_s: float) -> str | None:
+        if not isinstance(msg, dict) or not isinstance(msg.get("data"), list):
+            return text
+        msg = orjson.loads(text)
+        book_frame = msg.get("channel") == "book_lv2"
+        for entry in msg["data"]:
+            if not isinstance(entry, dict):
+                continue
+            for k in ("createTime", "ts"):
+                if k in entry:
+                    entry[k] = shift_ms(entry[k], delta_s)
+            book = self.books.get(entry.get("symbol")) if book_frame else None
+            if book is None:
+                continue
+            if msg.get("action") == "snapshot":
+                book.clear()
+            for side, key in ((0, "bids"), (1, "asks")):
+                for p, q in entry.get(key, ()):
+                    book.set(side, p, q)
+        return orjson.dumps(msg).decode()
+
+
+class KrakenFuturesDialect(Dialect):
+    """``book_snapshot`` then per-level ``book`` messages with a per-product ``seq``; a
+    snapshot resets the product's chain.  Numbers are JSON numbers, so the frame text
+    is kept and only the ``timestamp`` digits are replaced; the venue's own book reads
+    the numbers as Decimal."""
+
+    _TS = re.compile(r'"timestamp":(\d+)')
+
+    def handshake(self, msg) -> bool:
+        return isinstance(msg, dict) and msg.get("event") in ("info", "subscribed")
+
+    def reply(self, text: str) -> list[str]:
+        return ['{"event":"pong"}'] if '"ping"' in text else []
+
+    def frame(self, index: int, text: str, msg, delta_s: float) -> str | None:
+        if not isinstance(msg, dict):
+            return text
+        out = self._TS.sub(lambda m: f'"timestamp":{int(m[1]) + int(delta_s * 1000)}', text)
+        feed, sym = msg.get("feed"), msg.get("product_id")
+        book = self.books.get(sym)
+        if book is None or feed not in ("book", "book_snapshot"):
+            return out
+        exact = json.loads(text, parse_float=Decimal)
+        if feed == "book_snapshot":
+            book.clear()
+            for side, key in ((0, "bids"), (1, "asks")):
+                for lv in exact.get(key, ()):
+                    book.set(side, str(lv["price"]), str(lv["qty"]))
+        else:
+            book.set(0 if exact["side"] == "buy" else 1, str(exact["price"]),
+                     str(exact["qty"]))
+        return out
+
+
+class DeribitDialect(Dialect):
+    """JSON-RPC ``book.<instrument>.raw`` (the recording): a ``snapshot`` then
+    ``change`` messages chained by prev_change_id / change_id; a snapshot resets the
+    chain.  Levels are ``["new"|"change"|"delete", price, amount]`` with JSON numbers,
+    so the text is kept and only ``timestamp`` digits are replaced."""
+
+    _TS = re.compile(r'"timestamp":(\d+)')
+
+    def handshake(self, msg) -> bool:
+        return isinstance(msg, dict) and "result" in msg
+
+    def reply(self, text: str) -> list[str]:
+        try:
+            msg = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return []
+        if isinstance(msg, dict) and "id" in msg and msg.get("method") != "public/subscribe":
+            return [orjson.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": "ok"}).decode()]
+        return []
+
+    def frame(self, index: int, text: str, msg, delta_s: float) -> str | None:
+        if not isinstance(msg, dict):
+            return text
+        out = self._TS.sub(lambda m: f'"timestamp":{int(m[1]) + int(delta_s * 1000)}', text)
+        params = msg.get("params")
+        data = params.get("data") if isinstance(params, dict) else None
+        if not isinstance(data, dict) or not str(params.get("channel", "")).startswith("book."):
+            return out
+        book = self.books.get(data.get("instrument_name"))
+        if book is None:
+            return out
+        exact = json.loads(text, parse_float=Decimal)["params"]["data"]
+        if exact.get("type") == "snapshot":
+            book.clear()
+        for side, key in ((0, "bids"), (1, "asks")):
+            for action, price, amount in exact.get(key, ()):
+                book.set(side, str(price), "0" if action == "delete" else str(amount))
+        return out
+
+
+class HitBTCV2Dialect(Dialect):
+    """API v2 ``snapshotOrderbook`` / ``updateOrderbook`` (the recording) with a
+    per-symbol ``sequence``; a snapshot replaces the book and restarts the chain.  The
+    ISO ``timestamp`` is rewritten."""
+
+    def handshake(self, msg) -> bool:
+        return isinstance(msg, dict) and "result" in msg
+
+    def frame(self, index: int, text: str, msg, delta_s: float) -> str | None:
+        params = msg.get("params") if isinstance(msg, dict) else None
+        if not isinstance(params, dict):
+            return text
+        msg = orjson.loads(text)
+        params = msg["params"]
+        t = params.get("timestamp")
+        if isinstance(t, str):
+            with contextlib.suppress(ValueError):
+                when = datetime.fromisoformat(t.replace("Z", "+00:00"))
+                params["timestamp"] = (when + timedelta(seconds=delta_s)).astimezone(UTC) \
+                    .strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        method = msg.get("method")
+        book = self.books.get(params.get("symbol"))
+        if book is not None and method in ("snapshotOrderbook", "updateOrderbook"):
+            if method == "snapshotOrderbook":
+                book.clear()
+            for side, key in ((0, "bid"), (1, "ask")):
+                for lv in params.get(key, ()):
+                    book.set(side, lv["price"], lv["size"])
         return orjson.dumps(msg).decode()
 
 
