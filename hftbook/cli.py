@@ -91,8 +91,8 @@ def _source_flags(p: argparse.ArgumentParser) -> None:
     """Where the simulated venues' book activity comes from (overrides [simulator])."""
     p.add_argument("--source", choices=["synthetic", "recorded", "both"],
                    help="simulated book activity: the synthetic order flow, the recorded "
-                        "sessions looped (binance, binance_futures, kraken, okx, coinbase), "
-                        "or both")
+                        "sessions looped (the exchanges with a looped recording; others "
+                        "stay synthetic), or both")
     p.add_argument("--recorded-speed", type=float, metavar="X",
                    help="recorded sessions: times the recorded pace (0 = as fast as possible)")
 

@@ -62,6 +62,8 @@ RECORDED = {
     "kraken_futures": ("KRAKEN_FUTURES", "KrakenFuturesDialect"),
     "deribit": ("DERIBIT", "DeribitDialect"),
     "hitbtc": ("HITBTC", "HitBTCV2Dialect"),
+    "bitflyer": ("BITFLYER", "BitFlyerDialect"),
+    "upbit": ("UPBIT", "UpbitDialect"),
 }
 START_WAIT = 1.0        # seconds a silent client waits before its stream starts
 
@@ -125,6 +127,7 @@ class Dialect:
         self.venue = venue
         self.books = {s: RefBook(venue.depth) for s in venue.symbols}
         self.loop = 0
+        self.snapped: set[str] = set()     # books whose snapshot this loop has sent
 
     # which frames a later loop leaves out (acks of the first subscription)
     def handshake(self, msg) -> bool:
@@ -137,7 +140,18 @@ class Dialect:
     def begin_loop(self) -> list[str]:
         """Frames sent before each loop after the first."""
         self.loop += 1
+        self.snapped.clear()
         return []
+
+    def admit(self, symbol: str, snapshot: bool) -> bool:
+        """Websocket-snapshot dialects: after the first loop, a book's updates recorded
+        before its snapshot are left out.  On the first loop the connector ignores them
+        (no snapshot yet); later they would land on the end-of-loop book instead, so
+        leaving them out keeps every loop the same for the connector."""
+        if snapshot:
+            self.snapped.add(symbol)
+            return True
+        return not self.loop or symbol in self.snapped
 
     def frame(self, index: int, text: str, msg, delta_s: float) -> str | None:
         """The frame to send for recorded frame ``index`` (None: leave it out)."""
@@ -334,6 +348,8 @@ class KrakenV1Dialect(Dialect):
         if not channel.startswith("book") or pair not in self.books:
             return orjson.dumps(msg).decode()
         book = self.books[pair]
+        if not self.admit(pair, any("as" in part or "bs" in part for part in msg[1:-2])):
+            return None
         for part in msg[1:-2]:
             if "as" in part or "bs" in part:
                 book.clear()
@@ -371,6 +387,8 @@ class OKXDialect(Dialect):
         arg = msg.get("arg") or {}
         sym = arg.get("instId")
         if arg.get("channel") == "books" and sym in self.books:
+            if not self.admit(sym, msg.get("action") == "snapshot"):
+                return None
             book = self.books[sym]
             for entry in msg["data"]:
                 if msg.get("action") == "snapshot":
@@ -404,6 +422,8 @@ class CoinbaseDialect(Dialect):
         sym = msg.get("product_id")
         kind = msg.get("type")
         if sym in self.books and kind in ("snapshot", "l2update"):
+            if not self.admit(sym, kind == "snapshot"):
+                return None
             book = self.books[sym]
             if kind == "snapshot":
                 book.clear()
@@ -442,6 +462,8 @@ class PoloniexDialect(Dialect):
             book = self.books.get(entry.get("symbol")) if book_frame else None
             if book is None:
                 continue
+            if not self.admit(entry["symbol"], msg.get("action") == "snapshot"):
+                return None
             if msg.get("action") == "snapshot":
                 book.clear()
             for side, key in ((0, "bids"), (1, "asks")):
@@ -472,6 +494,8 @@ class KrakenFuturesDialect(Dialect):
         book = self.books.get(sym)
         if book is None or feed not in ("book", "book_snapshot"):
             return out
+        if not self.admit(sym, feed == "book_snapshot"):
+            return None
         exact = json.loads(text, parse_float=Decimal)
         if feed == "book_snapshot":
             book.clear()
@@ -515,6 +539,8 @@ class DeribitDialect(Dialect):
         book = self.books.get(data.get("instrument_name"))
         if book is None:
             return out
+        if not self.admit(data["instrument_name"], data.get("type") == "snapshot"):
+            return None
         exact = json.loads(text, parse_float=Decimal)["params"]["data"]
         if exact.get("type") == "snapshot":
             book.clear()
@@ -547,12 +573,87 @@ class HitBTCV2Dialect(Dialect):
         method = msg.get("method")
         book = self.books.get(params.get("symbol"))
         if book is not None and method in ("snapshotOrderbook", "updateOrderbook"):
+            if not self.admit(params["symbol"], method == "snapshotOrderbook"):
+                return None
             if method == "snapshotOrderbook":
                 book.clear()
             for side, key in ((0, "bid"), (1, "ask")):
                 for lv in params.get(key, ()):
                     book.set(side, lv["price"], lv["size"])
         return orjson.dumps(msg).decode()
+
+
+def _shift_iso(text: str, delta_s: float) -> str:
+    """An ISO-8601 UTC time text moved by ``delta_s`` seconds (same precision kept as
+    microseconds); unparsable text is returned as it was."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    return (when + timedelta(seconds=delta_s)).astimezone(UTC) \
+        .strftime("%Y-%m-%dT%H:%M:%S.%f") + ("Z" if text.endswith("Z") else "")
+
+
+class BitFlyerDialect(Dialect):
+    """Lightning JSON-RPC: ``lightning_board_snapshot_<P>`` replaces the book (the venue
+    sends one every few seconds), ``lightning_board_<P>`` diffs apply to it.  Numbers
+    are JSON numbers: the text is kept and only ISO ``timestamp`` / ``exec_date``
+    strings (ticker, executions) are replaced."""
+
+    _ISO = re.compile(r'"(timestamp|exec_date)":"([^"]+)"')
+    SNAPSHOT, BOARD = "lightning_board_snapshot_", "lightning_board_"
+
+    def handshake(self, msg) -> bool:
+        return isinstance(msg, dict) and "result" in msg
+
+    def frame(self, index: int, text: str, msg, delta_s: float) -> str | None:
+        if not isinstance(msg, dict):
+            return text
+        out = self._ISO.sub(lambda m: f'"{m[1]}":"{_shift_iso(m[2], delta_s)}"', text)
+        params = msg.get("params")
+        channel = params.get("channel", "") if isinstance(params, dict) else ""
+        snapshot = channel.startswith(self.SNAPSHOT)
+        if not snapshot and not channel.startswith(self.BOARD):
+            return out
+        sym = channel[len(self.SNAPSHOT if snapshot else self.BOARD):]
+        book = self.books.get(sym)
+        if book is None:
+            return out
+        if not self.admit(sym, snapshot):
+            return None
+        message = json.loads(text, parse_float=Decimal)["params"]["message"]
+        if snapshot:
+            book.clear()
+        for side, key in ((0, "bids"), (1, "asks")):
+            for lv in message.get(key, ()):
+                book.set(side, str(lv["price"]), str(lv["size"]))
+        return out
+
+
+class UpbitDialect(Dialect):
+    """``orderbook`` (SIMPLE format, binary frames): every message is the whole top of
+    the book, so every loop boundary is seamless.  ``tms`` / ``ttms`` (ms) replaced in
+    the bytes; numbers read as Decimal for the venue's book."""
+
+    _TS = re.compile(rb'"(tms|ttms)":(\d+)')
+
+    def frame(self, index: int, text, msg, delta_s: float):
+        if not isinstance(msg, dict):
+            return text
+        raw = text if isinstance(text, bytes) else text.encode()
+        out = self._TS.sub(lambda m: b'"%s":%d' % (m[1], int(m[2]) + int(delta_s * 1000)), raw)
+        if msg.get("ty", msg.get("type")) != "orderbook":
+            return out
+        book = self.books.get(msg.get("cd", msg.get("code")))
+        if book is None:
+            return out
+        exact = json.loads(raw, parse_float=Decimal)
+        units = exact.get("obu", exact.get("orderbook_units", ()))
+        book.clear()
+        for u in units:
+            book.set(0, str(u.get("bp", u.get("bid_price"))), str(u.get("bs", u.get("bid_size"))))
+            book.set(1, str(u.get("ap", u.get("ask_price"))), str(u.get("as", u.get("ask_size"))))
+        return out
 
 
 # -- the venue ------------------------------------------------------------------------------

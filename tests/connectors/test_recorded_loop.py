@@ -19,7 +19,8 @@ from tests.connectors.reference import need_recordings
 # one to three seconds at a frame rate the connector keeps up with on a shared core
 PLAN = {"binance": (30.0, None), "binance_futures": (30.0, None), "kraken": (20.0, None),
         "okx": (10.0, None), "coinbase": (4.0, 10.0), "poloniex": (15.0, None),
-        "kraken_futures": (3.0, 8.0), "deribit": (20.0, None), "hitbtc": (15.0, None)}
+        "kraken_futures": (3.0, 8.0), "deribit": (20.0, None), "hitbtc": (15.0, None),
+        "bitflyer": (15.0, None), "upbit": (15.0, None)}
 
 
 def _books_equal_truth(feed, venue) -> bool:
