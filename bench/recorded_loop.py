@@ -16,7 +16,7 @@ CLIENT = r"""
 import asyncio, sys, time, websockets
 async def main(url, secs):
     n = 0
-    async with websockets.connect(url, max_size=2**24) as ws:
+    async with websockets.connect(url, max_size=2**24, close_timeout=0.5) as ws:
         await ws.send('{"method":"SUBSCRIBE","id":1,"params":[]}')
         t0 = time.monotonic()
         while time.monotonic() - t0 < secs:

@@ -9,12 +9,13 @@ after one second of silence).  What happens at a loop boundary is the dialect's
 choice, made from what its protocol allows (``Dialect`` subclasses below):
 
 - **Websocket-snapshot venues** (Kraken v1 ``book-1000``, OKX ``books``, Coinbase
-  Exchange ``level2``): the next loop sends the recording's book snapshots again.  In
-  these protocols a snapshot replaces the whole book of its channel, so the book is
-  reset exactly to the state the recorded updates (and checksums) build on.  The 2021-22
-  recordings of these dialects carry no sequence numbers, so nothing has to be
-  continued.  Subscription acknowledgements and system-status events are sent on the
-  first loop only.
+  Exchange ``level2``, Poloniex, Kraken Futures, Deribit, HitBTC v2, bitFlyer; Upbit,
+  whose every message is a whole book): the next loop sends the recording's book
+  snapshots again.  In these protocols a snapshot replaces the whole book of its
+  channel and restarts its sequence chain where there is one, so the book is reset
+  exactly to the state the recorded updates (and checksums) build on.  Subscription
+  acknowledgements and status events are sent on the first loop only, and after the
+  first loop a book's updates recorded before its snapshot are left out (``admit``).
 - **REST-snapshot venues** (Binance spot and USD-M futures): sequence numbers continue
   across loops (``U``/``u``/``pu`` shifted by a per-symbol offset), and before the next
   loop one ordinary ``depthUpdate`` per symbol, next in sequence, turns the book of the

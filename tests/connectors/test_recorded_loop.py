@@ -81,11 +81,11 @@ def test_binance_futures_wire_sequence_continues_across_loops_with_times_of_now(
     need_recordings()
 
     async def scenario():
-        venue = await RecordedVenue("binance_futures", speed=0).start()
+        venue = await RecordedVenue("binance_futures", speed=0, window=8.0).start()
         last: dict[str, int] = {}
         checked = 0
         try:
-            async with websockets.connect(venue.ws_url, max_size=2**24) as ws:
+            async with websockets.connect(venue.ws_url, max_size=2**24, close_timeout=0.5) as ws:
                 await ws.send('{"method":"SUBSCRIBE","id":1,"params":[]}')
                 while venue.loops < 2 or checked < 10:
                     msg = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
