@@ -29,6 +29,12 @@ def all_live(feed: Feed, exchange: str, symbols) -> bool:
     return all(feed.book(exchange, s).status == "live" for s in symbols)
 
 
+# A stall this long gives the 3 s idle timeout of start_feed a 2 s margin: a busy event
+# loop (2 cores, other suites running) that fires the idle timer late must still find
+# the venue silent, or no dead link is seen at all.
+STALL = 5.0
+
+
 async def start_feed(spec: ExchangeSpec, depth: int = 1000) -> tuple[Feed, asyncio.Event,
                                                                      asyncio.Task]:
     feed = Feed([spec], depth=depth,
@@ -47,11 +53,12 @@ async def quiesce_and_compare(feed, venue, exchange, symbols, timeout=10.0) -> N
 
 def stall_recovery_test(venue_cls, protocol_cls, symbols, *, venue_kwargs=None,
                         spec_kwargs=None, instruments=None, after_stall=None,
-                        check=None) -> None:
+                        check=None, stall: float = STALL) -> None:
     """The shared stall scenario: a live feed, then the venue sends nothing (no updates,
-    no heartbeats, no pongs) for 4 s, longer than the test feed's 3 s idle timeout.  The
-    connector must call the link dead, reconnect, resync every book (a new snapshot, not
-    just the old status) and end equal to the venue's truth.
+    no heartbeats, no pongs) for ``stall`` seconds, longer than the test feed's 3 s idle
+    timeout.  The connector must call the link dead, reconnect, resync every book (a new
+    snapshot after the reconnect, not just the old status) and end equal to the venue's
+    truth.
 
     ``instruments``: an async callable(venue) giving the spec's instruments (venues whose
     instrument list is not a plain GET); ``after_stall(feed, venue)``: extra checks once
@@ -69,17 +76,16 @@ def stall_recovery_test(venue_cls, protocol_cls, symbols, *, venue_kwargs=None,
                            20, f"{ex} books live")
             st = feed.stats[ex]
             snapshots = {s: st.sym(s).snapshots for s in symbols}
-            venue.stall(4.0)
-            await wait_for(lambda: st.disconnects >= 1, 8, "stall detected")
+            venue.stall(stall)
+            await wait_for(lambda: st.disconnects >= 1, stall + 4, "stall detected")
             if after_stall is not None:
                 after_stall(feed, venue)
-            # Not just "live" right away: the disconnect's stale status reaches the book
-            # only when the writer thread drains it, so just after the disconnect the old
-            # LIVE may still show (a busy core delays the writer).  A check made then
-            # passed at once, the venue was paused while still stalled, no update came to
-            # trigger the Binance REST resync, and the book stayed stale: the flake.  So
-            # wait for the stall to end and for a snapshot newer than the stall.
-            await wait_for(lambda: time.monotonic() > venue._stall_until, 8, "stall over")
+            # "Live" right after the disconnect proves nothing: the stale status reaches
+            # the book only when the writer thread drains it, so the old LIVE may still
+            # show, and the book still equals the (stalled) truth.  Wait for the stall to
+            # end and for a snapshot newer than the stall, then for live books.
+            await wait_for(lambda: time.monotonic() > venue._stall_until, stall + 2,
+                           "stall over")
             await wait_for(lambda: all(st.sym(s).snapshots > snapshots[s] for s in symbols),
                            10, f"{ex} snapshots after the reconnect")
             await wait_for(lambda: all_live(feed, ex, symbols), 10, f"{ex} live again")
