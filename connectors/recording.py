@@ -292,7 +292,7 @@ def replay_file(path: str | os.PathLike, depth: int | None = None,
                 verify_checksums: bool = True, symbols: list[str] | None = None,
                 ring_capacity: int = 1 << 16, drain_every: int = 1,
                 protocol: str | None = None, skip_corrupt: bool = False,
-                speed: float | None = None):
+                speed: float | None = None, progress: bool = False):
     """:func:`connectors.replay.replay_session` for a recording file.  Records are fed in
     file (arrival) order; a REST body goes to the request for its recorded symbol (or
     ``rest_symbol(url)`` when none was recorded); a second connect of a connection
@@ -356,10 +356,13 @@ def replay_file(path: str | os.PathLike, depth: int | None = None,
         req = proto.rest_requests.popleft()
         pending[req.symbol] = req
     since_drain = since_bytes = 0
+    from connectors.progress import Bar
     from connectors.replay import Pacer
 
     pacer = Pacer(speed)
+    bar = Bar(progress, len(records), Path(path).name, unit="record")
     for r in records:
+        bar.tick()
         kind = r[0]
         if kind in ("ws", "rest", "connect"):
             pacer.wait(r[2] if kind == "ws" else r[3])  # ns field: see the record layout
@@ -402,6 +405,7 @@ def replay_file(path: str | os.PathLike, depth: int | None = None,
             req = proto.rest_requests.popleft()
             pending[req.symbol] = req
         proto.outbox.clear()
+    bar.close()
     proto.flush()
     drain()
     proto.check_health(proto.touched)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from connectors.base import BookTarget, ConfigError, ExchangeStats, Instrument, Protocol
+from connectors.progress import Bar
 from connectors.recorded import Frame, HttpResponse, Session, load_session, session_events
 from engine.constants import H_CHECKSUM_FAIL, H_CHECKSUM_OK, H_STATUS, HDR_WORDS, STATUS_NAMES
 from engine.histogram import hist_record
@@ -124,7 +125,7 @@ def session_symbols(cls: type[Protocol], session: Session,
 def replay_session(directory: str | Path, recording: str, depth: int | None = None,
                    verify_checksums: bool = True, symbols: list[str] | None = None,
                    ring_capacity: int = 1 << 16, drain_every: int = 1,
-                   speed: float | None = None,
+                   speed: float | None = None, progress: bool = False,
                    latency: np.ndarray | None = None) -> ReplayResult:
     """Replay one recorded session.  ``drain_every`` > 1 lets the writer apply frames in
     batches (as a writer thread does live), so its verdicts reach the connector up to
@@ -176,7 +177,9 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
     handle_frame = proto.handle_frame
     pacer = Pacer(speed)
     t_in = 0
+    bar = Bar(progress, len(events), recording)
     for is_ws, payload, recv_ns in events:
+        bar.tick()
         pacer.wait(recv_ns)
         if is_ws:
             if latency is not None and since_drain == 0:
@@ -212,6 +215,7 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
             req = proto.rest_requests.popleft()
             pending[req.symbol] = req
         proto.outbox.clear()  # resubscribes cannot be sent to a recording
+    bar.close()
     proto.flush()
     ring_drain(ctl, data, hdr, px, sz, 1 << 20, hist, wstats)
     proto.check_health(proto.touched)

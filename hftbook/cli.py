@@ -50,6 +50,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         else:
             b.print_table(res, Console())
         return 0
+    if args.what == "loop":
+        from bench import recorded_loop as b
+
+        res = b.run(args.recordings)
+        if args.json:
+            sys.stdout.write(orjson.dumps(res).decode() + "\n")
+        else:
+            b.print_table(res, Console(width=None if sys.stdout.isatty() else 140))
+        return 0
     raise SystemExit(f"unknown benchmark {args.what!r}")
 
 
@@ -65,7 +74,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     return run(args.config, args.duration, args.exchanges, args.live, args.json,
                args.simulator, args.fault, args.verify, prometheus_port=args.prometheus_port,
-               shm_name=args.shm_name, no_shm=args.no_shm)
+               shm_name=args.shm_name, no_shm=args.no_shm, source=args.source,
+               recorded_speed=args.recorded_speed)
 
 
 def _cmd_top(args: argparse.Namespace) -> int:
@@ -87,7 +97,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from hftbook.simulate_cmd import run
 
     return run(args.config, args.duration, args.exchanges, args.urls_file, args.fault,
-               args.json)
+               args.json, source=args.source, recorded_speed=args.recorded_speed)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -103,6 +113,16 @@ def _quiet_logs(args: argparse.Namespace) -> None:
 
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False)
                         else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _source_flags(p: argparse.ArgumentParser) -> None:
+    """Where the simulated venues' book activity comes from (overrides [simulator])."""
+    p.add_argument("--source", choices=["synthetic", "recorded", "both"],
+                   help="simulated book activity: the synthetic order flow, the recorded "
+                        "sessions looped (the exchanges with a looped recording; others "
+                        "stay synthetic), or both")
+    p.add_argument("--recorded-speed", type=float, metavar="X",
+                   help="recorded sessions: times the recorded pace (0 = as fast as possible)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "(overrides [shm]; readers: hftbook top --name NAME)")
     shm_opts.add_argument("--no-shm", action="store_true",
                           help="keep the books private to this process")
+    _source_flags(run)
     run.set_defaults(func=_cmd_run)
 
     top = sub.add_parser("top", help="watch the books of a running feed from another "
@@ -167,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--fault", action="append", metavar="AT:KIND:EXCHANGE[:SYMBOL]",
                      help="scheduled fault, as for hftbook run; repeatable")
     sim.add_argument("--json", action="store_true", help="print a final JSON summary")
+    _source_flags(sim)
     sim.set_defaults(func=_cmd_simulate)
 
     demo = sub.add_parser("demo", help="the engine alone on a synthetic in-process flow")
@@ -188,12 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-checksums", action="store_true", help="skip checksum verification")
     rp.add_argument("--speed", type=float, help="pace by the recorded timestamps, this many "
                     "times real time (1 = real time); default: full speed")
-    rp.add_argument("--progress", action="store_true", help="tardis CSV: progress bars")
+    rp.add_argument("--progress", action="store_true",
+                    help="progress bars on stderr for every format, even when stderr is not "
+                         "a terminal (default: only on a terminal, and not with --json)")
     rp.add_argument("-v", "--verbose", action="store_true", help="log every event")
     rp.set_defaults(func=_cmd_replay)
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
-    bench.add_argument("what", choices=["engine", "replay", "tiers", "platform", "shm"])
+    bench.add_argument("what", choices=["engine", "replay", "tiers", "platform", "shm",
+                                        "loop"],
+                       help="loop: frames/s the recorded-session venue serves")
     bench.add_argument("--recordings", help="recorded sessions directory "
                        "(default: ../shared/recorded/cryptofeed beside the checkout)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")

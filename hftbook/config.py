@@ -41,6 +41,8 @@ def _rate():
     return Key((int, float), None, "records per second, >= 0", lambda v: v >= 0)
 
 
+SOURCES = ("synthetic", "recorded", "both")
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "": {
         "mode": Key(str, "simulated", "'simulated' or 'live'", lambda v: v in ("simulated",
@@ -88,6 +90,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "seed": Key(int, 1, "an integer"),
         "reference_price": Key((int, float), 0, "a price > 0 every venue quotes around, or 0 "
                                "for each venue's own level", lambda v: v >= 0),
+        # book activity: the synthetic order-flow model, the recorded sessions looped
+        # (simulator/recorded.py), or both side by side
+        "source": Key(str, "synthetic", "'synthetic', 'recorded' or 'both'",
+                      lambda v: v in SOURCES),
+        "recordings": Key(str, "", "a directory of recorded sessions, or \"\" for "
+                          "../shared/recorded/cryptofeed beside the checkout"),
+        "recorded_speed": Key((int, float), 1.0, "times the recorded pace, >= 0 "
+                              "(0 = as fast as possible)", lambda v: v >= 0),
     },
     "dashboard": {
         "refresh": Key((int, float), 0.5, "seconds, > 0", lambda v: v > 0),
@@ -233,3 +243,13 @@ def load(path: str | Path | None, known_exchanges: set[str]) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config: {p}: not valid TOML: {exc}") from None
     return validate(raw, known_exchanges)
+
+
+def override_simulator(cfg: dict, source: str | None, recorded_speed: float | None) -> None:
+    """Apply ``--source`` / ``--recorded-speed``, checked as the config keys are."""
+    sim = cfg["simulator"]
+    if source is not None:
+        sim["source"] = _check("simulator", "source", SCHEMA["simulator"]["source"], source)
+    if recorded_speed is not None:
+        sim["recorded_speed"] = _check("simulator", "recorded_speed",
+                                       SCHEMA["simulator"]["recorded_speed"], recorded_speed)

@@ -36,6 +36,9 @@ def _tardis(paths: list[str], speed: float | None, progress: bool) -> tuple[list
 def run_replay(paths: list[str], verify: bool, as_json: bool, dump: str | None,
                no_checksums: bool = False, speed: float | None = None,
                progress: bool = False) -> int:
+    from connectors.progress import wanted
+
+    progress = wanted(progress, as_json)   # stderr only; forced by --progress
     own = [p for p in paths if p.endswith(".hfr")]   # hftbook record's format
     csvs = [p for p in paths if p.endswith((".csv", ".csv.gz"))]  # tardis.dev L2
     paths = [p for p in paths if not p.endswith((".hfr", ".csv", ".csv.gz"))]
@@ -52,7 +55,8 @@ def run_replay(paths: list[str], verify: bool, as_json: bool, dump: str | None,
     for directory, name in sessions:
         try:
             results.append(replay_session(directory, name, verify_checksums=not no_checksums,
-                                          drain_every=1 if verify else 64, speed=speed))
+                                          drain_every=1 if verify else 64, speed=speed,
+                                          progress=progress))
         except (ConfigError, OSError, ValueError, ImportError) as exc:
             print(f"hftbook replay: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 2
@@ -61,7 +65,8 @@ def run_replay(paths: list[str], verify: bool, as_json: bool, dump: str | None,
     for path in own:
         try:
             results.append(replay_file(path, verify_checksums=not no_checksums,
-                                       drain_every=1 if verify else 64, speed=speed))
+                                       drain_every=1 if verify else 64, speed=speed,
+                                       progress=progress))
         except (ConfigError, OSError, ValueError, ImportError, RecordingError) as exc:
             print(f"hftbook replay: {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 2

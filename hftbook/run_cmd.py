@@ -27,6 +27,7 @@ from engine.monitor import Monitor, feed_snapshot_source, log_line
 from engine.shm import ShmError
 from engine.tiers import TierConfig
 from hftbook import config as cfgmod
+from simulator.recorded import RECORDED, feed_info, start_recorded
 from simulator.registry import symbol_names, venue_class
 
 log = logging.getLogger("hftbook.run")
@@ -48,6 +49,16 @@ async def _start_venues(cfg: dict) -> dict:
         n = sim["symbols_per_exchange"]
         names = symbol_names(ex, n) if spec["symbols"] == ["*"] else spec["symbols"]
         names = names[:spec["max_symbols"]]
+        source = sim["source"] if ex in RECORDED else "synthetic"
+        if source in ("recorded", "both"):   # the recorded session, looped
+            key = ex if source == "recorded" else f"{ex}@recorded"
+            try:
+                venues[key] = await start_recorded(ex, spec, cfg)
+            except (ValueError, OSError) as exc:
+                raise ConfigError(f"simulator.source = {sim['source']!r}: {ex}: {exc}") \
+                    from None
+            if source == "recorded":
+                continue
         cls = venue_class(ex)
         venues[ex] = await cls(names, seed=sim["seed"] + len(venues), rate=sim["rate"],
                                activity=_activity(len(names), sim["zipf"]),
@@ -63,9 +74,13 @@ def _specs(cfg: dict, venues: dict) -> list[ExchangeSpec]:
         cls = protocol(ex)
         opts = {"verify_checksums": cfg["engine"]["verify_checksums"]}
         if ex in venues:
-            v = venues[ex]
-            specs.append(ExchangeSpec(cls, v.symbols, ws_url=_sim_ws_url(cls, v),
-                                      rest_url=v.rest_url, options=opts))
+            for v in (venues[ex], venues.get(f"{ex}@recorded")):
+                if v is not None:
+                    specs.append(_venue_spec(cls, v, opts))
+            if len({s for sp in specs if sp.protocol.exchange == ex for s in sp.symbols}) \
+                    < sum(len(sp.symbols) for sp in specs if sp.protocol.exchange == ex):
+                raise ConfigError(f"simulator.source = 'both': {ex}: a recorded symbol is "
+                                  "also a synthetic one")
         else:
             if spec["symbols"] == ["*"]:
                 raise ConfigError(f"config: exchanges.{ex}.symbols = [\"*\"] needs the "
@@ -73,6 +88,18 @@ def _specs(cfg: dict, venues: dict) -> list[ExchangeSpec]:
             specs.append(ExchangeSpec(cls, spec["symbols"][:spec["max_symbols"]],
                                       options=opts))
     return specs
+
+
+def _venue_spec(cls, v, opts: dict) -> ExchangeSpec:
+    """A feed spec for a simulated venue; a recorded one is spoken to in its recording's
+    dialect (KrakenV1, CoinbaseExchange...) with the recording's instrument list."""
+    instruments = None
+    if getattr(v, "recording", None):
+        cls, instruments = getattr(v, "protocol_cls", None), getattr(v, "instruments", None)
+        if cls is None:   # a venue of another process: read what it serves
+            cls, instruments = feed_info(v.recording, v.directory)
+    return ExchangeSpec(cls, v.symbols, ws_url=_sim_ws_url(cls, v), rest_url=v.rest_url,
+                        instruments=instruments, options=opts)
 
 
 def _sim_ws_url(cls, venue) -> str:
@@ -149,7 +176,9 @@ def external_venues(path: str) -> dict:
     except (OSError, orjson.JSONDecodeError) as exc:
         raise ConfigError(f"--simulator {path}: {exc}") from None
     return {ex: SimpleNamespace(symbols=d["symbols"], ws_url=d["ws_url"],
-                                rest_url=d["rest_url"], external=True)
+                                rest_url=d["rest_url"], external=True,
+                                recording=d.get("recording"), directory=d.get("directory"),
+                                exchange=d.get("exchange", ex))
             for ex, d in described.items()}
 
 
@@ -163,10 +192,11 @@ async def _compare_with_truth(feed: Feed, venues: dict, timeout: float = 30.0) -
         out = {}
         for ex, v in venues.items():
             equal = 0
+            name = getattr(v, "exchange", ex)   # a recorded dialect's own name
             for sym in v.symbols:
-                d = feed.book(ex, sym).to_dict()
+                d = feed.book(name, sym).to_dict()
                 t = v.truth(sym)
-                keep = int(feed.store.hdr[feed.index[(ex, sym)] * HDR_WORDS + H_MAX_LEVELS])
+                keep = int(feed.store.hdr[feed.index[(name, sym)] * HDR_WORDS + H_MAX_LEVELS])
                 if d["status"] == "live" and d["bids"] == t["bids"][:keep] \
                         and d["asks"] == t["asks"][:keep]:
                     equal += 1
@@ -390,9 +420,11 @@ def run(config_path: str | None, duration: float | None, exchanges: str | None, 
         as_json: bool, simulator_file: str | None = None,
         fault_specs: list[str] | None = None, verify: bool = False,
         record_dir: str | None = None, prometheus_port: int | None = None,
-        shm_name: str | None = None, no_shm: bool = False) -> int:
+        shm_name: str | None = None, no_shm: bool = False, source: str | None = None,
+        recorded_speed: float | None = None) -> int:
     try:
         cfg = cfgmod.load(config_path, set(PROTOCOLS))
+        cfgmod.override_simulator(cfg, source, recorded_speed)
         if prometheus_port is not None:
             if not -1 <= prometheus_port <= 65535:
                 raise ConfigError(f"--prometheus-port {prometheus_port}: must be a port in "

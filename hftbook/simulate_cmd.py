@@ -31,6 +31,10 @@ async def _main(cfg: dict, urls_file: str, faults: list, as_json: bool) -> int:
         check_faults(faults, venues)
         described = {ex: {"ws_url": v.ws_url, "rest_url": v.rest_url, "symbols": v.symbols}
                      for ex, v in venues.items()}
+        for ex, v in venues.items():   # a looped recording: the feed speaks its dialect
+            if getattr(v, "recorded", False):
+                described[ex].update(recording=v.recording, directory=str(v.directory),
+                                     exchange=v.exchange)
         tmp = urls_file + ".tmp"
         with open(tmp, "wb") as f:
             f.write(orjson.dumps(described, option=orjson.OPT_INDENT_2))
@@ -55,6 +59,9 @@ async def _main(cfg: dict, urls_file: str, faults: list, as_json: bool) -> int:
             injector.cancel()
         summary = {ex: {"events_sent": v.events_sent, "faults": v.faults,
                         "clients": len(v.clients)} for ex, v in venues.items()}
+        for ex, v in venues.items():
+            if getattr(v, "recorded", False):
+                summary[ex]["loops"] = v.loops
         if as_json:
             sys.stdout.write(orjson.dumps({"seconds": round(time.monotonic() - t0, 2),
                                            "venues": summary}).decode() + "\n")
@@ -67,9 +74,11 @@ async def _main(cfg: dict, urls_file: str, faults: list, as_json: bool) -> int:
 
 
 def run(config_path: str | None, duration: float | None, exchanges: str | None,
-        urls_file: str | None, fault_specs: list[str] | None, as_json: bool) -> int:
+        urls_file: str | None, fault_specs: list[str] | None, as_json: bool,
+        source: str | None = None, recorded_speed: float | None = None) -> int:
     try:
         cfg = cfgmod.load(config_path, set(PROTOCOLS))
+        cfgmod.override_simulator(cfg, source, recorded_speed)
         if duration is not None:
             cfg["duration"] = duration
         if exchanges:

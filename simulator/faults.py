@@ -64,6 +64,9 @@ def check_faults(faults: list[Fault], venues: dict) -> None:
                                  f"(running: {', '.join(venues)})")
         if f.symbol is not None and f.symbol not in venues[f.exchange].books:
             raise FaultSpecError(f"fault on {f.exchange}: unknown symbol {f.symbol}")
+        if f.kind in ("gap", "checksum") and getattr(venues[f.exchange], "recorded", False):
+            raise FaultSpecError(f"fault on {f.exchange}: a looped recording takes only "
+                                 "disconnect, garbage and stall faults")
 
 
 async def run_faults(faults: list[Fault], venues: dict) -> None:

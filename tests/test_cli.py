@@ -202,6 +202,13 @@ def test_run_exchanges_flag_selects_a_subset(tmp_path):
     ('[monitoring]\nport = 1\n[exchanges.binance]\n', "unknown key monitoring.port"),
     ('[monitoring]\nprometheus_port = 70000\n[exchanges.binance]\n',
      "monitoring.prometheus_port = 70000"),
+    ('[simulator]\nsource = "tape"\n[exchanges.binance]\n',
+     "simulator.source = 'tape': must be 'synthetic', 'recorded' or 'both'"),
+    ('[simulator]\nrecorded_speed = -1\n[exchanges.binance]\n', "simulator.recorded_speed"),
+    ('[simulator]\nsource = "recorded"\nrecordings = "/nonexistent"\n[exchanges.binance]\n',
+     "simulator.source = 'recorded': binance:"),
+    ('[simulator]\nsource = "recorded"\n[exchanges.binance]\nsymbols = ["BTCUSDT"]\n',
+     "no recorded book for BTCUSDT"),
 ])
 def test_config_errors_name_the_key(tmp_path, text, message):
     cfg = tmp_path / "bad.toml"
@@ -348,3 +355,108 @@ def test_replay_speed_paces_recorded_sessions():
     assert r.returncode == 0, r.stderr
     assert time.monotonic() - t0 >= 0.25
     assert orjson.loads(r.stdout)["ok"]
+
+
+RECORDED_CONFIG = """
+[simulator]
+symbols_per_exchange = 3
+source = "both"
+recorded_speed = 8.0
+[exchanges.binance]
+symbols = ["*"]
+[exchanges.kraken]
+symbols = ["*"]
+[exchanges.gemini]
+symbols = ["*"]
+"""
+
+
+def test_run_with_recorded_sessions_looped_beside_the_synthetic_flow(tmp_path):
+    """source = "both": binance and kraken each get their recording looped (in its
+    dialect) beside the synthetic venue; gemini has no looped recording and stays
+    synthetic.  A disconnect of the recorded Binance venue resyncs by REST; every book
+    ends equal to its venue's truth, with no gap and no checksum failure."""
+    from tests.connectors.reference import need_recordings
+
+    need_recordings()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(RECORDED_CONFIG)
+    r = _hftbook("run", "--config", str(cfg), "--duration", "9", "--json", "--verify",
+                 "--fault", "4:disconnect:binance@recorded")
+    assert r.returncode == 0, r.stderr
+    s = orjson.loads(r.stdout)
+    ex = s["exchanges"]
+    assert ex["binance"]["books"] == 3 + 4 and ex["kraken"]["books"] == 3 + 5
+    assert ex["gemini"]["books"] == 3
+    assert s["totals"]["books_live"] == s["totals"]["books"]
+    assert s["totals"]["gaps"] == 0 and s["totals"]["checksum_failures"] == 0
+    assert ex["kraken"]["checksums_verified"] > 100
+    assert s["simulator_faults"]["binance@recorded"]["disconnects"] == 1
+    assert ex["binance"]["connects"] >= 3     # synthetic + recorded + the reconnect
+    assert set(s["truth_check"]) == {"binance", "binance@recorded", "kraken",
+                                     "kraken@recorded", "gemini"}
+    for name, t in s["truth_check"].items():
+        assert t["equal_to_truth"] == t["books"], name
+    r = _hftbook("run", "--config", str(cfg), "--duration", "1", "--source", "tape")
+    assert r.returncode == 2 and "--source" in r.stderr
+    r = _hftbook("run", "--config", str(cfg), "--duration", "1", "--fault",
+                 "1:gap:kraken@recorded:XBT/CHF")
+    assert r.returncode == 2 and "only disconnect, garbage and stall" in r.stderr, r.stderr
+
+
+def test_simulate_serves_a_recorded_session_to_another_process(tmp_path):
+    from tests.connectors.reference import need_recordings
+
+    need_recordings()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[exchanges.okx]\nsymbols = [\"*\"]\n")
+    urls = tmp_path / "sim.json"
+    sim = subprocess.Popen([sys.executable, "-m", "hftbook.cli", "simulate", "--config",
+                            str(cfg), "--duration", "40", "--urls-file", str(urls),
+                            "--source", "recorded", "--recorded-speed", "5"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not urls.exists():
+            assert sim.poll() is None, sim.stderr.read()
+            assert time.monotonic() < deadline, "simulator did not start"
+            time.sleep(0.1)
+        assert orjson.loads(urls.read_bytes())["okx"]["recording"] == "OKX"
+        r = _hftbook("run", "--config", str(cfg), "--duration", "4", "--json",
+                     "--simulator", str(urls))
+        assert r.returncode == 0, r.stderr
+        s = orjson.loads(r.stdout)
+        assert s["totals"]["books"] == 2 and s["totals"]["books_live"] == 2
+        assert s["exchanges"]["okx"]["checksums_verified"] > 10
+        assert s["exchanges"]["okx"]["checksum_failures"] == 0
+    finally:
+        sim.send_signal(signal.SIGINT)
+        sim.wait(20)
+    assert sim.returncode == 0
+
+
+def test_replay_progress_bars_only_when_forced_or_on_a_terminal(tmp_path):
+    """Every format (recorded session, .hfr, tardis CSV) gets a tqdm bar on stderr with
+    --progress; stdout stays one JSON document.  Without --progress and with stderr not a
+    terminal (a pipe here) there is no bar."""
+    from tests.connectors.reference import need_recordings
+    from tests.connectors.test_recording import convert
+
+    rec = need_recordings()
+    hfr = tmp_path / "binance.hfr"
+    convert(rec, "BINANCE", hfr)
+    csv = tmp_path / "book.csv"
+    csv.write_text("exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n"
+                   "binance,BTCUSDT,1000,1000,true,bid,100.5,1\n"
+                   "binance,BTCUSDT,1000,1000,true,ask,101,2\n")
+    files = (str(rec / "KRAKEN.ws.50.0"), str(hfr), str(csv))
+    r = _hftbook("replay", *files, "--json", "--progress")
+    assert r.returncode == 0, r.stderr
+    assert len(orjson.loads(r.stdout)["recordings"]) == 3     # stdout: JSON only
+    assert "KRAKEN:" in r.stderr and "frame" in r.stderr        # recorded session bar
+    assert "binance.hfr:" in r.stderr and "record" in r.stderr  # .hfr bar
+    assert "tardis replay" in r.stderr                          # CSV bar
+    assert "100%" in r.stderr
+    r = _hftbook("replay", *files, "--json")
+    assert r.returncode == 0, r.stderr
+    assert "%|" not in r.stderr and "KRAKEN:" not in r.stderr and r.stderr.strip() == ""

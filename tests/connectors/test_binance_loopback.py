@@ -8,7 +8,13 @@ import pytest
 from connectors.binance import BinanceFutures, BinanceSpot
 from connectors.feed import ExchangeSpec
 from simulator.binance import BinanceFuturesVenue, BinanceSpotVenue
-from tests.connectors.loopback import all_live, quiesce_and_compare, start_feed, wait_for
+from tests.connectors.loopback import (
+    all_live,
+    quiesce_and_compare,
+    stall_recovery_test,
+    start_feed,
+    wait_for,
+)
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 
@@ -65,22 +71,5 @@ def test_unknown_symbol_is_a_clear_startup_error():
 
 
 def test_stall_detected_as_dead_link_and_recovered():
-    async def scenario():
-        venue = await BinanceSpotVenue(SYMBOLS[:1], rate=100).start()
-        spec = ExchangeSpec(BinanceSpot, SYMBOLS[:1], ws_url=venue.ws_url,
-                            rest_url=venue.rest_url)
-        feed, stop, task = await start_feed(spec)
-        try:
-            await wait_for(lambda: feed.store is not None and all_live(feed, "binance",
-                                                                       SYMBOLS[:1]), 20)
-            venue.stall(4.0)   # longer than the 3 s idle timeout of the test feed
-            st = feed.stats["binance"]
-            await wait_for(lambda: st.disconnects >= 1, 8, "stall detected")
-            await wait_for(lambda: all_live(feed, "binance", SYMBOLS[:1]), 10)
-            await quiesce_and_compare(feed, venue, "binance", SYMBOLS[:1])
-        finally:
-            stop.set()
-            await task
-            await venue.stop()
-
-    asyncio.run(scenario())
+    """No frame for longer than the idle timeout: dead link, reconnect, resync."""
+    stall_recovery_test(BinanceSpotVenue, BinanceSpot, SYMBOLS[:1])

@@ -5,53 +5,23 @@ ends equal to the venue's truth.  First, the rules driven frame by frame."""
 
 import asyncio
 
-import numpy as np
 import orjson
 
-from connectors.base import BookTarget
 from connectors.bitget import Bitget, BitgetInstrument
 from connectors.feed import ExchangeSpec
 from engine.constants import H_CHECKSUM_OK
-from engine.kernels import S_WORDS
-from engine.ring import RingPool, ring_drain
-from engine.store import BookStore
 from simulator.bitget import BitgetVenue, bitget_checksum
+from tests.connectors.harness import ProtocolHarness
 from tests.connectors.loopback import all_live, quiesce_and_compare, start_feed, wait_for
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT_UMCBL"]
 
 
-class Harness:
+class Harness(ProtocolHarness):
     def __init__(self) -> None:
         inst = {"BTCUSDT": BitgetInstrument("bitget", "BTCUSDT", "BTC-USDT", 2, 4,
                                             inst_type="SPOT", inst_id="BTCUSDT")}
-        self.store = BookStore(1, 100)
-        self.store.configure(0, "bitget:BTCUSDT", 2, 4)
-        pool = RingPool(1, 1 << 12)
-        self.ring = pool.ctl[0], pool.data[0]
-        self.proto = Bitget(inst, {"BTCUSDT": BookTarget(*self.ring, 0, self.store.hdr)})
-        self.proto.on_connect()
-        self._drain()
-
-    def _drain(self) -> None:
-        s = self.store
-        ring_drain(*self.ring, s.hdr, s.px, s.sz, 1 << 20, np.zeros(0, np.int64),
-                   np.zeros(S_WORDS, np.int64))
-
-    def frame(self, frame) -> None:
-        if not isinstance(frame, str):
-            frame = orjson.dumps(frame).decode()
-        self.proto.handle_frame(frame, 0)
-        self._drain()
-        self.proto.check_health()
-        self._drain()
-
-    def book(self) -> dict:
-        return self.store.book(0).to_dict()
-
-    @property
-    def stats(self):
-        return self.proto.stats.sym("BTCUSDT")
+        super().__init__(Bitget, ["BTCUSDT"], 2, 4, instruments=inst)
 
 
 def books(action, seq, bids=(), asks=(), checksum=None, inst="BTCUSDT"):

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
-from connectors.base import BookTarget, ConfigError
+from connectors.base import ConfigError
 from connectors.bithumb import Bithumb, split_units
-from engine.kernels import S_WORDS
-from engine.ring import RingPool, ring_drain
-from engine.store import BookStore
+from tests.connectors.harness import ExchangeHarness
 
 # /v1/market/all, in the documented shape
 MARKETS = json.dumps([
@@ -45,42 +42,11 @@ def book_msg(ts: int, units, code: str = "KRW-BTC", stream: str = "REALTIME",
             f'"stream_type":"{stream}"}}')
 
 
-class Harness:
+class Harness(ExchangeHarness):
     """One protocol writing into a real ring and store, drained after every frame."""
 
     def __init__(self, symbols=("KRW-BTC",)) -> None:
-        self.store = BookStore(len(symbols), 1000)
-        pool = RingPool(1, 1 << 12)
-        self.ctl, self.data = pool.ctl[0], pool.data[0]
-        targets = {}
-        for i, s in enumerate(symbols):
-            inst = INSTRUMENTS[s]
-            self.store.configure(i, f"bithumb:{s}", inst.price_decimals, inst.size_decimals)
-            targets[s] = BookTarget(self.ctl, self.data, i, self.store.hdr)
-        self.proto = Bithumb(INSTRUMENTS, targets)
-        self.stats = self.proto.stats
-        self._hist = np.zeros(0, np.int64)
-        self._wstats = np.zeros(S_WORDS, np.int64)
-        self.proto.on_connect()
-        self.drain()
-
-    def drain(self) -> None:
-        s = self.store
-        ring_drain(self.ctl, self.data, s.hdr, s.px, s.sz, 1 << 16, self._hist, self._wstats)
-
-    def feed(self, frame) -> None:
-        self.proto.handle_frame(frame, 123)
-        self.drain()
-        self.proto.check_health()
-        self.drain()
-
-    def book(self, i: int = 0) -> dict:
-        return self.store.book(i).to_dict()
-
-    def sent(self) -> list:
-        out = [json.loads(m) for m in self.proto.outbox]
-        self.proto.outbox.clear()
-        return out
+        super().__init__(Bithumb, symbols, depth=1000, instruments=INSTRUMENTS, recv_ns=123)
 
 
 def test_instruments_and_names():

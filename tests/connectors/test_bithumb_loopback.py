@@ -9,7 +9,13 @@ import asyncio
 from connectors.bithumb import Bithumb
 from connectors.feed import ExchangeSpec
 from simulator.bithumb import BithumbVenue
-from tests.connectors.loopback import all_live, quiesce_and_compare, start_feed, wait_for
+from tests.connectors.loopback import (
+    all_live,
+    quiesce_and_compare,
+    stall_recovery_test,
+    start_feed,
+    wait_for,
+)
 
 SYMBOLS = ["KRW-BTC", "KRW-ETH", "KRW-XRP"]
 
@@ -66,22 +72,5 @@ def test_bithumb_recovers_from_every_fault():
 
 
 def test_stall_detected_as_dead_link_and_recovered():
-    async def scenario():
-        venue = await BithumbVenue(SYMBOLS[:1], rate=100).start()
-        spec = ExchangeSpec(Bithumb, SYMBOLS[:1], ws_url=venue.ws_url,
-                            rest_url=venue.rest_url)
-        feed, stop, task = await start_feed(spec)
-        try:
-            await wait_for(lambda: feed.store is not None and all_live(feed, "bithumb",
-                                                                       SYMBOLS[:1]), 20)
-            venue.stall(4.0)   # no books: past the 3 s idle timeout of the test feed
-            st = feed.stats["bithumb"]
-            await wait_for(lambda: st.disconnects >= 1, 8, "stall detected")
-            await wait_for(lambda: all_live(feed, "bithumb", SYMBOLS[:1]), 10)
-            await quiesce_and_compare(feed, venue, "bithumb", SYMBOLS[:1])
-        finally:
-            stop.set()
-            await task
-            await venue.stop()
-
-    asyncio.run(scenario())
+    """No frame for longer than the idle timeout: dead link, reconnect, resync."""
+    stall_recovery_test(BithumbVenue, Bithumb, SYMBOLS[:1])

@@ -8,17 +8,14 @@ malformed rows, crossed books)."""
 import json
 from decimal import Decimal
 
-import numpy as np
 import orjson
 
-from connectors.base import BookTarget, Instrument
+from connectors.base import Instrument
 from connectors.bitmex import BitMEX
 from connectors.recorded import load_session
 from connectors.replay import replay_session, session_instruments, session_symbols
 from engine.fixedpoint import decimals_for
-from engine.kernels import S_WORDS
-from engine.ring import RingPool, ring_drain
-from engine.store import BookStore
+from tests.connectors.harness import ProtocolHarness
 from tests.connectors.reference import RefBook, as_decimal_levels, frames_and_rest, need_recordings
 
 BOOKS = ["XRPU21", "UNIUSDT", "XBTUSD", "ADAUSDT", "SOLUSDT", "TRXU21", "EOSUSDT",
@@ -107,38 +104,10 @@ def test_recorded_instruments_names_and_scales():
 
 
 # -- the protocol alone, frame by frame ---------------------------------------------------
-class Harness:
+class Harness(ProtocolHarness):
     def __init__(self, symbols=("XBTUSD",)) -> None:
         inst = {s: Instrument("bitmex", s, s, 3, 0, "0.5", "1", "perp") for s in symbols}
-        self.store = BookStore(len(symbols), 100)
-        for i, s in enumerate(symbols):
-            self.store.configure(i, f"bitmex:{s}", 3, 0)
-        pool = RingPool(1, 1 << 12)
-        self.ring = pool.ctl[0], pool.data[0]
-        targets = {s: BookTarget(*self.ring, i, self.store.hdr) for i, s in enumerate(symbols)}
-        self.proto = BitMEX(inst, targets)
-        self.proto.on_connect()
-        self._drain()
-
-    def _drain(self) -> None:
-        s = self.store
-        ring_drain(*self.ring, s.hdr, s.px, s.sz, 1 << 20, np.zeros(0, np.int64),
-                   np.zeros(S_WORDS, np.int64))
-
-    def frame(self, frame) -> None:
-        if not isinstance(frame, str):
-            frame = orjson.dumps(frame).decode()
-        self.proto.handle_frame(frame, 0)
-        self._drain()
-        self.proto.check_health()
-        self._drain()
-
-    def book(self) -> dict:
-        return self.store.book(0).to_dict()
-
-    @property
-    def stats(self):
-        return self.proto.stats.sym("XBTUSD")
+        super().__init__(BitMEX, symbols, 3, 0, instruments=inst)
 
 
 def table(action, rows, symbol="XBTUSD"):

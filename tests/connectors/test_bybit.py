@@ -9,17 +9,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.base import BookTarget, ConfigError
+from connectors.base import ConfigError
 from connectors.bybit import Bybit, BybitInverse, BybitSpot
-from engine.kernels import S_WORDS
-from engine.ring import RingPool, ring_drain
-from engine.store import BookStore
+from tests.connectors.harness import ExchangeHarness
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -31,46 +28,13 @@ def fixture(name: str) -> dict:
 LINEAR = Bybit.parse_instruments((FIXTURES / "bybit_instruments_linear.json").read_bytes())
 
 
-class Harness:
+class Harness(ExchangeHarness):
     """One protocol writing into a real ring and store, drained after every frame."""
 
     def __init__(self, symbols=("BTCUSDT",), depth: int | None = 50, cls=Bybit,
                  instruments=None) -> None:
-        instruments = instruments or LINEAR
-        self.store = BookStore(len(symbols), 1000)
-        pool = RingPool(1, 1 << 12)
-        self.ctl, self.data = pool.ctl[0], pool.data[0]
-        targets = {}
-        for i, s in enumerate(symbols):
-            inst = instruments[s]
-            self.store.configure(i, f"bybit:{s}", inst.price_decimals, inst.size_decimals)
-            targets[s] = BookTarget(self.ctl, self.data, i, self.store.hdr)
-        self.proto = cls(instruments, targets, depth=depth)
-        self.stats = self.proto.stats
-        self._hist = np.zeros(0, np.int64)
-        self._wstats = np.zeros(S_WORDS, np.int64)
-        self.proto.on_connect()
-        self.drain()
-
-    def drain(self) -> None:
-        s = self.store
-        ring_drain(self.ctl, self.data, s.hdr, s.px, s.sz, 1 << 16, self._hist, self._wstats)
-
-    def feed(self, frame) -> None:
-        if isinstance(frame, dict):
-            frame = orjson.dumps(frame)
-        self.proto.handle_frame(frame, 123)
-        self.drain()
-        self.proto.check_health()
-        self.drain()
-
-    def book(self, i: int = 0) -> dict:
-        return self.store.book(i).to_dict()
-
-    def sent(self) -> list[dict]:
-        out = [orjson.loads(m) for m in self.proto.outbox]
-        self.proto.outbox.clear()
-        return out
+        super().__init__(cls, symbols, depth=1000, instruments=instruments or LINEAR,
+                         options={"depth": depth}, recv_ns=123)
 
 
 def delta(u: int, bids=(), asks=(), symbol: str = "BTCUSDT", depth: int = 50) -> dict:

@@ -11,7 +11,13 @@ import pytest
 from connectors.coinbase import Coinbase
 from connectors.feed import ExchangeSpec
 from simulator.coinbase import CoinbaseVenue
-from tests.connectors.loopback import all_live, quiesce_and_compare, start_feed, wait_for
+from tests.connectors.loopback import (
+    all_live,
+    quiesce_and_compare,
+    stall_recovery_test,
+    start_feed,
+    wait_for,
+)
 
 SYMBOLS = ["BTC-USD", "ETH-USD", "SOL-USD"]
 EX = Coinbase.exchange
@@ -76,22 +82,9 @@ def test_coinbase_recovers_from_every_fault():
 
 
 def test_stall_detected_as_dead_link_and_recovered():
-    async def scenario():
-        venue = await CoinbaseVenue(SYMBOLS[:1], rate=100).start()
-        feed, stop, task = await _live_feed(venue, SYMBOLS[:1])
-        try:
-            st = feed.stats[EX]
-            venue.stall(4.0)   # no updates and no heartbeats: longer than the 3 s idle limit
-            await wait_for(lambda: st.disconnects >= 1, 8, "stall detected")
-            await wait_for(lambda: all_live(feed, EX, SYMBOLS[:1]), 10, "live again")
-            await quiesce_and_compare(feed, venue, EX, SYMBOLS[:1])
-            assert sum(st.sym(s).gaps for s in SYMBOLS[:1]) == 0
-        finally:
-            stop.set()
-            await task
-            await venue.stop()
-
-    asyncio.run(scenario())
+    """No frame for longer than the idle timeout: dead link, reconnect, resync."""
+    stall_recovery_test(CoinbaseVenue, Coinbase, SYMBOLS[:1],
+                        check=lambda feed, venue: _assert(feed.stats[EX].sym(SYMBOLS[0]).gaps == 0))
 
 
 def test_quiet_books_stay_connected_on_heartbeats():
@@ -143,3 +136,7 @@ def test_simulator_enforces_the_documented_handshake():
             await venue.stop()
 
     asyncio.run(scenario())
+
+
+def _assert(ok: bool) -> None:
+    assert ok

@@ -5,15 +5,12 @@ answers, the one-second wait before the first request, malformed input."""
 
 from __future__ import annotations
 
-import numpy as np
 import orjson
 import pytest
 
-from connectors.base import BookTarget, ConfigError
+from connectors.base import ConfigError
 from connectors.cryptocom import CryptoCom
-from engine.kernels import S_WORDS
-from engine.ring import RingPool, ring_drain
-from engine.store import BookStore
+from tests.connectors.harness import ExchangeHarness
 
 INSTRUMENTS = {
     "id": 1, "method": "public/get-instruments", "code": 0,
@@ -58,47 +55,15 @@ def update(u: int, pu: int, bids=(), asks=(), symbol: str = "BTC_USD") -> dict:
                                 "cs": 12345}, symbol)
 
 
-class Harness:
+class Harness(ExchangeHarness):
     """The protocol writing into a real ring and store, drained after every frame."""
 
     def __init__(self, symbols=("BTC_USD",), delay: float = 0.0) -> None:
-        self.store = BookStore(len(symbols), 1000)
-        pool = RingPool(1, 1 << 12)
-        self.ctl, self.data = pool.ctl[0], pool.data[0]
-        targets = {}
-        for i, s in enumerate(symbols):
-            inst = INST[s]
-            self.store.configure(i, f"cryptocom:{s}", inst.price_decimals, inst.size_decimals)
-            targets[s] = BookTarget(self.ctl, self.data, i, self.store.hdr)
-        self.proto = CryptoCom(INST, targets)
-        self.proto.connect_delay = delay
-        self.stats = self.proto.stats
-        self._hist = np.zeros(0, np.int64)
-        self._wstats = np.zeros(S_WORDS, np.int64)
-        self.proto.on_connect()
+        super().__init__(CryptoCom, symbols, depth=1000, instruments=INST, recv_ns=123)
+        self.proto.connect_delay = delay   # read when the held subscriptions are due
         assert self.proto.subscribe_messages(list(symbols)) == []
         self.proto.check_health()
         self.drain()
-
-    def drain(self) -> None:
-        s = self.store
-        ring_drain(self.ctl, self.data, s.hdr, s.px, s.sz, 1 << 16, self._hist, self._wstats)
-
-    def feed(self, frame) -> None:
-        if isinstance(frame, dict):
-            frame = orjson.dumps(frame)
-        self.proto.handle_frame(frame, 123)
-        self.drain()
-        self.proto.check_health()
-        self.drain()
-
-    def book(self, i: int = 0) -> dict:
-        return self.store.book(i).to_dict()
-
-    def sent(self) -> list[dict]:
-        out = [orjson.loads(m) for m in self.proto.outbox]
-        self.proto.outbox.clear()
-        return out
 
 
 def synced() -> Harness:

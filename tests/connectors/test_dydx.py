@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import orjson
 import pytest
 
-from connectors.base import BookTarget, ConfigError
+from connectors.base import ConfigError
 from connectors.dydx import DyDx
-from engine.kernels import S_WORDS
-from engine.ring import RingPool, ring_drain
-from engine.store import BookStore
+from tests.connectors.harness import ExchangeHarness
 
 # -- fixtures, in the shapes the indexer documentation shows ----------------------------
 MARKETS = {"markets": {
@@ -57,45 +54,13 @@ def update(mid, bids=None, asks=None, market="ETH-USD"):
 INSTRUMENTS = DyDx.parse_instruments(orjson.dumps(MARKETS))
 
 
-class Harness:
+class Harness(ExchangeHarness):
     """One protocol writing into a real ring and store, drained after every frame."""
 
     def __init__(self, symbols=("ETH-USD",), **options) -> None:
-        self.store = BookStore(len(symbols), 1000)
-        pool = RingPool(1, 1 << 12)
-        self.ctl, self.data = pool.ctl[0], pool.data[0]
-        targets = {}
-        for i, s in enumerate(symbols):
-            inst = INSTRUMENTS[s]
-            self.store.configure(i, f"dydx:{s}", inst.price_decimals, inst.size_decimals)
-            targets[s] = BookTarget(self.ctl, self.data, i, self.store.hdr)
-        self.proto = DyDx(INSTRUMENTS, targets, **options)
-        self.stats = self.proto.stats
-        self._hist = np.zeros(0, np.int64)
-        self._wstats = np.zeros(S_WORDS, np.int64)
-        self.proto.on_connect()
+        super().__init__(DyDx, symbols, depth=1000, instruments=INSTRUMENTS, options=options,
+                         recv_ns=time.monotonic_ns)
         self.sent()     # the initial subscribes are the runner's business
-        self.drain()
-
-    def drain(self) -> None:
-        s = self.store
-        ring_drain(self.ctl, self.data, s.hdr, s.px, s.sz, 1 << 16, self._hist, self._wstats)
-
-    def feed(self, frame) -> None:
-        if not isinstance(frame, str):
-            frame = orjson.dumps(frame).decode()
-        self.proto.handle_frame(frame, time.monotonic_ns())
-        self.drain()
-        self.proto.check_health()
-        self.drain()
-
-    def book(self, i: int = 0) -> dict:
-        return self.store.book(i).to_dict()
-
-    def sent(self) -> list[dict]:
-        out = [orjson.loads(m) for m in self.proto.outbox]
-        self.proto.outbox.clear()
-        return out
 
 
 def test_instruments_scales_names_and_exact_text():

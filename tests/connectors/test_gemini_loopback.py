@@ -8,7 +8,13 @@ import asyncio
 from connectors.feed import ExchangeSpec
 from connectors.gemini import Gemini
 from simulator.gemini import GeminiVenue
-from tests.connectors.loopback import all_live, quiesce_and_compare, start_feed, wait_for
+from tests.connectors.loopback import (
+    all_live,
+    quiesce_and_compare,
+    stall_recovery_test,
+    start_feed,
+    wait_for,
+)
 
 SYMBOLS = ["BTCUSD", "ETHUSD", "SOLUSD"]
 
@@ -58,22 +64,6 @@ def test_gemini_recovers_from_every_fault():
 
 
 def test_stall_detected_as_dead_link_and_recovered():
-    async def scenario():
-        venue = await GeminiVenue(SYMBOLS[:1], rate=100, heartbeat_interval=0.5).start()
-        spec = ExchangeSpec(Gemini, SYMBOLS[:1], ws_url=venue.ws_url,
-                            rest_url=venue.rest_url)
-        feed, stop, task = await start_feed(spec)
-        try:
-            await wait_for(lambda: feed.store is not None and all_live(feed, "gemini",
-                                                                       SYMBOLS[:1]), 20)
-            venue.stall(4.0)   # no updates, no heartbeats: past the 3 s idle timeout
-            st = feed.stats["gemini"]
-            await wait_for(lambda: st.disconnects >= 1, 8, "stall detected")
-            await wait_for(lambda: all_live(feed, "gemini", SYMBOLS[:1]), 10)
-            await quiesce_and_compare(feed, venue, "gemini", SYMBOLS[:1])
-        finally:
-            stop.set()
-            await task
-            await venue.stop()
-
-    asyncio.run(scenario())
+    """No frame for longer than the idle timeout: dead link, reconnect, resync."""
+    stall_recovery_test(GeminiVenue, Gemini, SYMBOLS[:1],
+                        venue_kwargs={"rate": 100, "heartbeat_interval": 0.5})

@@ -6,59 +6,34 @@ truth.  First the documented sync rules, frame by frame."""
 import asyncio
 import gzip
 
-import numpy as np
 import orjson
 
-from connectors.base import BookTarget, Instrument
+from connectors.base import Instrument
 from connectors.feed import ExchangeSpec
 from connectors.htx import HTX
-from engine.kernels import S_WORDS
-from engine.ring import RingPool, ring_drain
-from engine.store import BookStore
 from simulator.htx import HTXVenue, java_number
+from tests.connectors.harness import ProtocolHarness
 from tests.connectors.loopback import all_live, quiesce_and_compare, start_feed, wait_for
 
 SYMBOLS = ["btcusdt", "ethusdt", "solusdt"]
 
 
-class Harness:
-    """One HTX protocol, a store and a ring drained after every frame (like replay)."""
+class Harness(ProtocolHarness):
+    """One HTX protocol, a store and a ring drained after every frame (like replay);
+    frames are gzip-compressed as HTX sends them."""
 
     def __init__(self) -> None:
         inst = {"btcusdt": Instrument("htx", "btcusdt", "BTC-USDT", 3, 6)}
-        self.store = BookStore(1, 150)
-        self.store.configure(0, "htx:btcusdt", 3, 6)
-        pool = RingPool(1, 1 << 12)
-        self.ring = pool.ctl[0], pool.data[0]
-        self.proto = HTX(inst, {"btcusdt": BookTarget(*self.ring, 0, self.store.hdr)},
-                         max_frame_bytes=1 << 16)
-        self.proto.on_connect()
-        self.sent = [orjson.loads(m) for m in self.proto.subscribe_messages(["btcusdt"])]
-        self._drain()
-
-    def _drain(self) -> None:
-        s = self.store
-        ring_drain(*self.ring, s.hdr, s.px, s.sz, 1 << 20, np.zeros(0, np.int64),
-                   np.zeros(S_WORDS, np.int64))
+        super().__init__(HTX, ["btcusdt"], 3, 6, depth=150, instruments=inst,
+                         options={"max_frame_bytes": 1 << 16})
+        self.subscribed = [orjson.loads(m)
+                           for m in self.proto.subscribe_messages(["btcusdt"])]
 
     def frame(self, obj, raw: bool = False) -> None:
-        data = obj if raw else gzip.compress(orjson.dumps(obj))
-        self.proto.handle_frame(data, 0)
-        self._drain()
-        self.proto.check_health()
-        self._drain()
+        super().frame(obj if raw else gzip.compress(orjson.dumps(obj)))
 
     def outbox(self) -> list[dict]:
-        out = [orjson.loads(m) for m in self.proto.outbox]
-        self.proto.outbox.clear()
-        return out
-
-    def book(self) -> dict:
-        return self.store.book(0).to_dict()
-
-    @property
-    def stats(self):
-        return self.proto.stats.sym("btcusdt")
+        return self.sent()
 
 
 def upd(prev, seq, bids=(), asks=()):
@@ -75,12 +50,12 @@ def rep(rid, seq, bids, asks):
 
 def test_sync_rules_gap_and_bad_input():
     h = Harness()
-    assert [list(m)[0] for m in h.sent] == ["sub", "req"]
-    assert h.sent[1]["req"] == "market.btcusdt.mbp.150"
-    h.frame({"id": h.sent[0]["id"], "status": "ok", "subbed": "market.btcusdt.mbp.150"})
+    assert [list(m)[0] for m in h.subscribed] == ["sub", "req"]
+    assert h.subscribed[1]["req"] == "market.btcusdt.mbp.150"
+    h.frame({"id": h.subscribed[0]["id"], "status": "ok", "subbed": "market.btcusdt.mbp.150"})
     h.frame(upd(10, 12, [(100, 1)]))            # older than the snapshot: skipped
     h.frame(upd(12, 15, [(100.5, 2)]))          # prevSeqNum == snapshot seqNum: first
-    h.frame(rep(h.sent[1]["id"], 12, [(100, 1)], [(101, 3)]))
+    h.frame(rep(h.subscribed[1]["id"], 12, [(100, 1)], [(101, 3)]))
     assert h.book()["status"] == "live" and h.book()["seq"] == 15
     assert h.book()["bids"] == [["100.5", "2"], ["100", "1"]]
     h.frame(upd(15, 16, asks=[(101, 0), (102, 4.5e-5)]))   # exponent text: 0.000045
@@ -113,7 +88,7 @@ def test_sync_rules_gap_and_bad_input():
 def test_snapshot_older_than_buffer_is_requested_again():
     h = Harness()
     h.frame(upd(50, 51, [(100, 1)]))
-    h.frame(rep(h.sent[1]["id"], 40, [(99, 1)], []))    # predates the stream
+    h.frame(rep(h.subscribed[1]["id"], 40, [(99, 1)], []))    # predates the stream
     assert h.stats.gaps == 0 and h.book()["status"] != "live"
     (req,) = h.outbox()
     h.frame(rep(req["id"], 50, [(99, 1)], [(101, 1)]))

@@ -7,15 +7,12 @@ parse to the documented scales (6 - szDecimals price decimals, szDecimals size d
 
 from __future__ import annotations
 
-import numpy as np
 import orjson
 import pytest
 
-from connectors.base import BookTarget, ConfigError
+from connectors.base import ConfigError
 from connectors.hyperliquid import STALE_LIMIT, Hyperliquid
-from engine.kernels import S_WORDS
-from engine.ring import RingPool, ring_drain
-from engine.store import BookStore
+from tests.connectors.harness import ExchangeHarness
 
 # the info endpoint's {"type":"meta"} answer, in the documented shape
 META = {
@@ -50,45 +47,11 @@ FIRST = book_msg(T0, [("67000.0", "1.5"), ("66999.5", "0.00123"), ("66998", "3")
 SECOND = book_msg(T0 + 500, [("67000.5", "0.1")], [("67001.0", "2"), ("67003.1", "0.5")])
 
 
-class Harness:
+class Harness(ExchangeHarness):
     """One protocol writing into a real ring and store, drained after every frame."""
 
     def __init__(self, symbols=("BTC",)) -> None:
-        self.store = BookStore(len(symbols), 100)
-        pool = RingPool(1, 1 << 12)
-        self.ctl, self.data = pool.ctl[0], pool.data[0]
-        targets = {}
-        for i, s in enumerate(symbols):
-            inst = INSTRUMENTS[s]
-            self.store.configure(i, f"hyperliquid:{s}", inst.price_decimals,
-                                 inst.size_decimals)
-            targets[s] = BookTarget(self.ctl, self.data, i, self.store.hdr)
-        self.proto = Hyperliquid(INSTRUMENTS, targets)
-        self.stats = self.proto.stats
-        self._hist = np.zeros(0, np.int64)
-        self._wstats = np.zeros(S_WORDS, np.int64)
-        self.proto.on_connect()
-        self.drain()
-
-    def drain(self) -> None:
-        s = self.store
-        ring_drain(self.ctl, self.data, s.hdr, s.px, s.sz, 1 << 16, self._hist, self._wstats)
-
-    def feed(self, frame) -> None:
-        if isinstance(frame, dict):
-            frame = orjson.dumps(frame)
-        self.proto.handle_frame(frame, 123)
-        self.drain()
-        self.proto.check_health()
-        self.drain()
-
-    def book(self, i: int = 0) -> dict:
-        return self.store.book(i).to_dict()
-
-    def sent(self) -> list[dict]:
-        out = [orjson.loads(m) for m in self.proto.outbox]
-        self.proto.outbox.clear()
-        return out
+        super().__init__(Hyperliquid, symbols, instruments=INSTRUMENTS, recv_ns=123)
 
 
 def levels(msg: dict, side: int) -> list[list[str]]:

@@ -15,6 +15,7 @@ from tests.connectors.loopback import (
     all_live,
     books_match,
     quiesce_and_compare,
+    stall_recovery_test,
     start_feed,
     wait_for,
 )
@@ -87,25 +88,12 @@ def test_hyperliquid_recovers_from_every_fault():
 
 
 def test_stall_detected_as_dead_link_and_recovered():
-    async def scenario():
-        venue = await HyperliquidVenue(SYMBOLS[:1], rate=100).start()
-        spec = ExchangeSpec(Hyperliquid, SYMBOLS[:1], ws_url=venue.ws_url,
-                            rest_url=venue.rest_url,
-                            instruments=await instruments_from(venue),
-                            options={"ping_interval": 0.5})
-        feed, stop, task = await start_feed(spec)
-        try:
-            await wait_for(lambda: feed.store is not None and all_live(feed, EX, SYMBOLS[:1]),
-                           20)
-            venue.stall(4.0)   # no pictures, no pongs: past the 3 s idle timeout
-            st = feed.stats[EX]
-            await wait_for(lambda: st.disconnects >= 1, 8, "stall detected")
-            assert venue.counts["pings"] > venue.counts["pongs"]
-            await wait_for(lambda: all_live(feed, EX, SYMBOLS[:1]), 10)
-            await quiesce_and_compare(feed, venue, EX, SYMBOLS[:1])
-        finally:
-            stop.set()
-            await task
-            await venue.stop()
+    """No frame for longer than the idle timeout: dead link, reconnect, resync."""
+    stall_recovery_test(
+        HyperliquidVenue, Hyperliquid, SYMBOLS[:1], instruments=instruments_from,
+        spec_kwargs={"options": {"ping_interval": 0.5}},
+        after_stall=lambda feed, venue: _assert(venue.counts["pings"] > venue.counts["pongs"]))
 
-    asyncio.run(scenario())
+
+def _assert(ok: bool) -> None:
+    assert ok

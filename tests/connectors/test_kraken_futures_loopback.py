@@ -8,7 +8,13 @@ import asyncio
 from connectors.feed import ExchangeSpec
 from connectors.kraken_futures import KrakenFutures
 from simulator.kraken_futures import KrakenFuturesVenue
-from tests.connectors.loopback import all_live, quiesce_and_compare, start_feed, wait_for
+from tests.connectors.loopback import (
+    all_live,
+    quiesce_and_compare,
+    stall_recovery_test,
+    start_feed,
+    wait_for,
+)
 
 SYMBOLS = ["PF_XBTUSD", "PF_ETHUSD", "PF_SOLUSD"]
 EX = "kraken_futures"
@@ -73,22 +79,6 @@ def test_kraken_futures_recovers_from_every_fault():
 
 
 def test_stall_detected_as_dead_link_and_recovered():
-    async def scenario():
-        venue = await KrakenFuturesVenue(SYMBOLS[:1], rate=100, heartbeat_interval=0.5).start()
-        spec = ExchangeSpec(KrakenFutures, SYMBOLS[:1], ws_url=venue.ws_url,
-                            rest_url=venue.rest_url)
-        feed, stop, task = await start_feed(spec)
-        try:
-            await wait_for(lambda: feed.store is not None and all_live(feed, EX, SYMBOLS[:1]),
-                           20, "live")
-            venue.stall(4.0)   # no updates, no heartbeats: past the 3 s idle timeout
-            st = feed.stats[EX]
-            await wait_for(lambda: st.disconnects >= 1, 8, "stall detected")
-            await wait_for(lambda: all_live(feed, EX, SYMBOLS[:1]), 10, "live again")
-            await quiesce_and_compare(feed, venue, EX, SYMBOLS[:1])
-        finally:
-            stop.set()
-            await task
-            await venue.stop()
-
-    asyncio.run(scenario())
+    """No frame for longer than the idle timeout: dead link, reconnect, resync."""
+    stall_recovery_test(KrakenFuturesVenue, KrakenFutures, SYMBOLS[:1],
+                        venue_kwargs={"rate": 100, "heartbeat_interval": 0.5})

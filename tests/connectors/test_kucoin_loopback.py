@@ -5,50 +5,29 @@ First, the documented calibration rules driven frame by frame."""
 
 import asyncio
 
-import numpy as np
 import orjson
 import pytest
 import websockets
 
-from connectors.base import BookTarget, RestRequest
+from connectors.base import RestRequest
 from connectors.feed import ExchangeSpec
 from connectors.kucoin import PARTIAL_LEVELS, KuCoin, KuCoinInstrument, parse_token
-from engine.kernels import S_WORDS
-from engine.ring import RingPool, ring_drain
-from engine.store import BookStore
 from simulator.kucoin import KuCoinVenue
+from tests.connectors.harness import ProtocolHarness
 from tests.connectors.loopback import all_live, quiesce_and_compare, start_feed, wait_for
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
 
 
 # -- the protocol alone, frame by frame ---------------------------------------------------
-class Harness:
+class Harness(ProtocolHarness):
     """One KuCoin protocol, a store and a ring drained after every frame (like replay)."""
 
     def __init__(self, symbol: str = "BTC-USDT") -> None:
         inst = {symbol: KuCoinInstrument("kucoin", symbol, symbol, 4, 8, "0.01", "0.0001")}
-        self.store = BookStore(1, 1000)
-        self.store.configure(0, f"kucoin:{symbol}", 4, 8)
-        pool = RingPool(1, 1 << 14)
-        self.ring = pool.ctl[0], pool.data[0]
-        self.proto = KuCoin(inst, {symbol: BookTarget(*self.ring, 0, self.store.hdr)})
+        super().__init__(KuCoin, [symbol], 4, 8, depth=1000, ring_capacity=1 << 14,
+                         instruments=inst)
         self.symbol = symbol
-        self.proto.on_connect()
-        self._drain()
-
-    def _drain(self) -> None:
-        s = self.store
-        ring_drain(*self.ring, s.hdr, s.px, s.sz, 1 << 20, np.zeros(0, np.int64),
-                   np.zeros(S_WORDS, np.int64))
-
-    def frame(self, frame) -> None:
-        if not isinstance(frame, str):
-            frame = orjson.dumps(frame).decode()
-        self.proto.handle_frame(frame, 0)
-        self._drain()
-        self.proto.check_health()
-        self._drain()
 
     def snapshot(self, seq: int, bids, asks) -> None:
         req = self.proto.rest_requests.popleft()
@@ -57,13 +36,6 @@ class Harness:
                                            "asks": asks}}
         self.proto.handle_rest(req, orjson.dumps(body), 0)
         self._drain()
-
-    def book(self) -> dict:
-        return self.store.book(0).to_dict()
-
-    @property
-    def stats(self):
-        return self.proto.stats.sym(self.symbol)
 
 
 def l2(start, end, bids=(), asks=(), symbol="BTC-USDT"):

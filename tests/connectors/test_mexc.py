@@ -6,15 +6,12 @@ subscriptions are detected and counted."""
 
 from __future__ import annotations
 
-import numpy as np
 import orjson
 import pytest
 
-from connectors.base import BookTarget, MalformedFrame
+from connectors.base import MalformedFrame
 from connectors.mexc import MEXC, decode_depths, decode_push
-from engine.kernels import S_WORDS
-from engine.ring import RingPool, ring_drain
-from engine.store import BookStore
+from tests.connectors.harness import ExchangeHarness
 
 CHANNEL = "spot@public.aggre.depth.v3.api.pb@100ms@BTCUSDT"
 
@@ -78,40 +75,18 @@ DOCUMENTED_PUSH = (b"\x0a\x2f" + CHANNEL.encode() + b"\xca\x13\x5b" + _BODY
                    + b"\x1a\x07BTCUSDT" + b"\x30" + _v(1736411507002))
 
 
-class Harness:
-    """One protocol writing into a real ring and store, drained after every frame."""
+class Harness(ExchangeHarness):
+    """One protocol writing into a real ring and store, drained after every frame (the
+    tests call check_health themselves)."""
 
     def __init__(self, symbols=("BTCUSDT",)) -> None:
-        self.store = BookStore(len(symbols), 1000)
-        pool = RingPool(1, 1 << 12)
-        self.ctl, self.data = pool.ctl[0], pool.data[0]
-        targets = {}
-        for i, s in enumerate(symbols):
-            inst = INSTRUMENTS[s]
-            self.store.configure(i, f"mexc:{s}", inst.price_decimals, inst.size_decimals)
-            targets[s] = BookTarget(self.ctl, self.data, i, self.store.hdr)
-        self.proto = MEXC(INSTRUMENTS, targets)
-        self.stats = self.proto.stats
-        self._hist = np.zeros(0, np.int64)
-        self._wstats = np.zeros(S_WORDS, np.int64)
-        self.proto.on_connect()
-        self.drain()
-
-    def drain(self) -> None:
-        s = self.store
-        ring_drain(self.ctl, self.data, s.hdr, s.px, s.sz, 1 << 16, self._hist, self._wstats)
-
-    def feed(self, frame) -> None:
-        self.proto.handle_frame(frame, 123)
-        self.drain()
+        super().__init__(MEXC, symbols, depth=1000, instruments=INSTRUMENTS, recv_ns=123,
+                         health_each_frame=False)
 
     def snapshot(self, snap=None) -> None:
         req = self.proto.rest_requests.popleft()
         self.proto.handle_rest(req, orjson.dumps(snap or SNAPSHOT), 456)
         self.drain()
-
-    def book(self, i: int = 0) -> dict:
-        return self.store.book(i).to_dict()
 
 
 def synced() -> Harness:

@@ -5,63 +5,32 @@ to the venue's truth.  First, the documented sequence rules driven frame by fram
 
 import asyncio
 
-import numpy as np
 import orjson
 import pytest
 
-from connectors.base import BookTarget, RestRequest
+from connectors.base import RestRequest
 from connectors.feed import ExchangeSpec
 from connectors.okx import OKX, OKXInstrument
 from engine.constants import H_CHECKSUM_FAIL, H_CHECKSUM_OK
-from engine.kernels import S_WORDS
-from engine.ring import RingPool, ring_drain
-from engine.store import BookStore
 from simulator.okx import OKXVenue, okx_checksum
+from tests.connectors.harness import ProtocolHarness
 from tests.connectors.loopback import all_live, quiesce_and_compare, start_feed, wait_for
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT-SWAP", "BTC-USD-261225"]
 
 
 # -- the protocol alone, frame by frame ---------------------------------------------------
-class Harness:
+class Harness(ProtocolHarness):
     """One OKX protocol, a store and a ring drained after every frame (like replay)."""
 
     def __init__(self, symbols=("BTC-USDT",)) -> None:
         inst = {s: OKXInstrument("okx", s, s, 3, 5, "0.1", "0.001") for s in symbols}
-        self.store = BookStore(len(symbols), 400)
-        for i, s in enumerate(symbols):
-            self.store.configure(i, f"okx:{s}", 3, 5)
-        pool = RingPool(1, 1 << 12)
-        self.ring = pool.ctl[0], pool.data[0]
-        targets = {s: BookTarget(*self.ring, i, self.store.hdr) for i, s in enumerate(symbols)}
-        self.proto = OKX(inst, targets)
-        self.proto.on_connect()
-        self._drain()
-
-    def _drain(self) -> None:
-        s = self.store
-        ring_drain(*self.ring, s.hdr, s.px, s.sz, 1 << 20, np.zeros(0, np.int64),
-                   np.zeros(S_WORDS, np.int64))
-
-    def frame(self, frame) -> None:
-        if not isinstance(frame, str):
-            frame = orjson.dumps(frame).decode()
-        self.proto.handle_frame(frame, 0)
-        self._drain()
-        self.proto.check_health()
-        self._drain()
+        super().__init__(OKX, symbols, 3, 5, depth=400, instruments=inst)
 
     def rest(self, request: RestRequest, entry: dict) -> None:
         body = orjson.dumps({"code": "0", "msg": "", "data": [entry]})
         self.proto.handle_rest(request, body, 0)
         self._drain()
-
-    def book(self, i: int = 0) -> dict:
-        return self.store.book(i).to_dict()
-
-    @property
-    def stats(self):
-        return self.proto.stats.sym("BTC-USDT")
 
 
 def books(action, prev, seq, bids=(), asks=(), checksum=0, inst="BTC-USDT"):

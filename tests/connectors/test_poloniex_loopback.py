@@ -5,57 +5,21 @@ chain rule and the resubscribe driven frame by frame."""
 
 import asyncio
 
-import numpy as np
-import orjson
-
-from connectors.base import BookTarget, Instrument
+from connectors.base import Instrument
 from connectors.feed import ExchangeSpec
 from connectors.poloniex import Poloniex
-from engine.kernels import S_WORDS
-from engine.ring import RingPool, ring_drain
-from engine.store import BookStore
 from simulator.poloniex import PoloniexVenue
+from tests.connectors.harness import ProtocolHarness
 from tests.connectors.loopback import all_live, quiesce_and_compare, start_feed, wait_for
 
 SYMBOLS = ["BTC_USDT", "ETH_USDT", "TRX_BTC"]
 
 
 # -- the protocol alone, frame by frame ---------------------------------------------------
-class Harness:
+class Harness(ProtocolHarness):
     def __init__(self, symbol: str = "BTC_USDT") -> None:
-        self.store = BookStore(1, 20)
-        self.store.configure(0, f"poloniex:{symbol}", 4, 6)
-        pool = RingPool(1, 1 << 12)
-        self.ring = pool.ctl[0], pool.data[0]
         inst = {symbol: Instrument("poloniex", symbol, "BTC-USDT", 4, 6)}
-        self.proto = Poloniex(inst, {symbol: BookTarget(*self.ring, 0, self.store.hdr)})
-        self.proto.on_connect()
-        self._drain()
-
-    def _drain(self) -> None:
-        s = self.store
-        ring_drain(*self.ring, s.hdr, s.px, s.sz, 1 << 20, np.zeros(0, np.int64),
-                   np.zeros(S_WORDS, np.int64))
-
-    def frame(self, frame) -> None:
-        if not isinstance(frame, str):
-            frame = orjson.dumps(frame).decode()
-        self.proto.handle_frame(frame, 0)
-        self._drain()
-        self.proto.check_health()
-        self._drain()
-
-    def book(self) -> dict:
-        return self.store.book(0).to_dict()
-
-    def sent(self) -> list[dict]:
-        out = [orjson.loads(m) for m in self.proto.outbox]
-        self.proto.outbox.clear()
-        return out
-
-    @property
-    def stats(self):
-        return self.proto.stats.sym("BTC_USDT")
+        super().__init__(Poloniex, [symbol], 4, 6, depth=20, instruments=inst)
 
 
 def lv2(action, last, seq, bids=(), asks=(), symbol="BTC_USDT"):
