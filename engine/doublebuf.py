@@ -189,6 +189,16 @@ class DoubleBuffer:
         nb, na, _ = db_copy_top(*self.arrays, self.slot(book), n, out_px, out_sz, out_hdr)
         return out_px, out_sz, int(nb), int(na)
 
+    def top_with_seq(self, book: int, n: int):
+        """As ``top``, plus the book's seqlock value when the copy was published (equal
+        to the store's current value iff the copy is still the book's latest state)."""
+        n = min(n, self.levels)
+        out_px = np.zeros((2, n), np.int64)
+        out_sz = np.zeros((2, n), np.int64)
+        out_hdr = np.zeros(HDR_WORDS, np.int64)
+        nb, na, _ = db_copy_top(*self.arrays, self.slot(book), n, out_px, out_sz, out_hdr)
+        return out_px, out_sz, int(nb), int(na), int(out_hdr[H_SEQLOCK])
+
     @property
     def publishes(self) -> int:
         return int(self.seq[D_PUBLISHES::SLOT_WORDS].sum())

@@ -465,9 +465,10 @@ def configure(s: Settings) -> list[Report]:
         out.append(_record("tsc_clock", Report("tsc_clock", "off", "clock_gettime", True)))
     if s.double_buffer_hot:
         out.append(_record("double_buffer", Report(
-            "double_buffer", f"{s.double_buffer_hot} levels per hot book", "not applied",
-            False, "this build's single writer loop does not call engine.doublebuf."
-            "db_refresh yet (the tier engine wires it per tier)")))
+            "double_buffer", f"{s.double_buffer_hot} levels per hot book",
+            f"hot-tier workers publish {s.double_buffer_hot} levels per side", True,
+            "[tiers] mode \"tiers\" with hot threads only: the pool and single modes "
+            "have no hot tier (read with TierEngine.hot_top)")))
     return out
 
 

@@ -29,6 +29,9 @@ from engine.classify import COLD, HOT, TIER_NAMES, WARM, Thresholds, classify
 from engine.handoff import MOVE_BUSY, MOVE_DONE, inbox_push, move_queue, move_queues
 from engine.histogram import new_hist
 from engine.kernels import S_WORDS
+from engine import platform
+from engine.constants import H_SEQLOCK, HDR_WORDS
+from engine.doublebuf import DoubleBuffer
 from engine.platform import rt_safe_params, setup_writer_thread
 from engine.queues import QueuePool
 from engine.ring import C_FULL, C_HEAD, C_OWNER, C_TAIL
@@ -131,6 +134,9 @@ class TierConfig:
     pin: bool = False
     steal: bool = True
     ncpu: int | None = None               # override the detected core count (tests)
+    # levels per side of the double-buffered copy hot workers publish (0: none; None:
+    # [platform] double_buffer_hot, engine.platform)
+    double_buffer: int | None = None
 
     @classmethod
     def from_table(cls, t: dict) -> TierConfig:
@@ -175,6 +181,9 @@ class TierConfig:
 
 
 HOT_BOOKS_PER_THREAD = 16
+# the double-buffer arguments of a worker that publishes none (same types: one compile)
+_NO_DB = (np.zeros(8, np.int64), np.zeros((1, 2, HDR_WORDS), np.int64),
+          np.zeros((1, 2, 2, 1), np.int64), np.zeros((1, 2, 2, 1), np.int64))
 
 
 def _renice_current_thread(nice: int) -> str:
@@ -222,11 +231,15 @@ class _Worker:
         else:
             self.pin_report = pin_current_thread(self.cpu)
         self.nice_report = _renice_current_thread(p.nice)
+        db = e.double_buffer
+        db_on = db is not None and self.tier == HOT
+        db_arrays = db.arrays if db is not None else _NO_DB
         try:
             run_tier_worker(self.wid, e.wctl, e.lists, e.inbox, e.pool.ctl, e.pool.buf,
                             e.pool.off, e.pool.cap, e.store.hdr, e.store.px, e.store.sz,
                             e.config.batch, spin, yields, p.park_us, p.pace_us,
-                            self.victims, self.hist, self.apply_hist, self.stats)
+                            self.victims, self.hist, self.apply_hist, self.stats, db_on,
+                            *db_arrays)
         except BaseException as exc:  # pragma: no cover - surfaced by stop()
             self.error = exc
 
@@ -280,6 +293,7 @@ class TierEngine:
                     cpu = cpus[-1 - i]   # the highest CPUs; the lowest keep the event loop
                 victims = warm_ids if tier == WARM and len(warm_ids) > 1 else no_victims
                 self.workers.append(_Worker(self, wid, tier, i, policies[tier], cpu, victims))
+        self.double_buffer = self._double_buffer(store)
         self.tier = np.full(n, WARM, dtype=np.int8)
         self.tier[self.pinned] = HOT
         self._loads = np.zeros(nw)
@@ -296,6 +310,34 @@ class TierEngine:
         self._stop = threading.Event()
         self._rebalancer: threading.Thread | None = None
         self._started = False
+
+    def _double_buffer(self, store) -> DoubleBuffer | None:
+        """A copy slot for every book (a book may become hot at any rebalance); only hot
+        workers publish into it.  Off unless configured, or with no hot tier."""
+        levels = self.config.double_buffer
+        if levels is None:
+            s = platform.settings()
+            levels = s.double_buffer_hot if s is not None else 0
+        if not levels or self.counts["hot"] == 0 or self.config.mode != "tiers":
+            return None
+        return DoubleBuffer(store, list(range(store.n_books)), min(levels, store.depth))
+
+    def hot_top(self, book: int, n: int):
+        """Top ``n`` levels of ``book`` as exact int64 (px[2, n], sz[2, n], nbid, nask,
+        from_copy): the double-buffered copy when it is current (the book's seqlock has
+        not moved since the hot worker published it), else one seqlock-validated read
+        of the store.  A reader of a hot book thus never waits for a write section."""
+        db = self.double_buffer
+        if db is not None:
+            px, sz, nb, na, src_seq = db.top_with_seq(book, n)
+            if src_seq == int(self.store.hdr[book * HDR_WORDS + H_SEQLOCK]):
+                return px, sz, nb, na, True
+        t = self.store.book(book).top(n, exact=True)
+        px = np.zeros((2, n), np.int64)
+        sz = np.zeros((2, n), np.int64)
+        px[0, :t.n_bid], sz[0, :t.n_bid] = t.bid_px, t.bid_sz
+        px[1, :t.n_ask], sz[1, :t.n_ask] = t.ask_px, t.ask_sz
+        return px, sz, t.n_bid, t.n_ask, False
 
     # -- assignment ------------------------------------------------------------------
     def _pick(self, tier: int, rate: float) -> int:

@@ -30,6 +30,7 @@ from engine.atomics import (
     store_release,
 )
 from engine.handoff import claim, owned_idle_by, release, take
+from engine.doublebuf import db_publish
 from engine.histogram import hist_record
 from engine.queues import queue_data
 from engine.ring import C_HEAD, C_OWNER, C_TAIL, ring_consume
@@ -124,14 +125,17 @@ def steal_one(w, wctl, lists, ctl, victims, start, min_backlog):
 
 @njit(nogil=True, cache=True)
 def run_tier_worker(w, wctl, lists, inbox, ctl, buf, off, cap, hdr, px, sz, batch, spin,
-                    yields, park_us, pace_us, victims, hist, apply_hist, stats):
+                    yields, park_us, pace_us, victims, hist, apply_hist, stats, db_on,
+                    db_seq, db_chdr, db_cpx, db_csz):
     """Worker ``w``'s loop until wctl[w, T_STOP] is set and its queues are empty.
 
     victims: worker ids it may steal from (empty: never steals).  pace_us > 0: after a
     poll that emptied its queues, sleep that long before the next one even if it found
     work (the cold tier: one sweep over thousands of quiet queues per period, instead
     of sweeping them back to back and burning a core).  hist: receive -> visible latency
-    per message; apply_hist: time per claimed batch (both ns)."""
+    per message; apply_hist: time per claimed batch (both ns).  db_on: after each batch,
+    publish the book's double-buffered copy (engine.doublebuf; slot = book), still
+    holding the queue, so the copy has this worker as its single writer."""
     row = wctl[w]
     mine = lists[w]
     box = inbox[w]
@@ -167,6 +171,8 @@ def run_tier_worker(w, wctl, lists, inbox, ctl, buf, off, cap, hdr, px, sz, batc
             t0 = monotonic_ns()
             done = ring_consume(c, queue_data(buf, off, cap, q), hdr, px, sz, batch, hist,
                                 stats)
+            if db_on and done > 0:
+                db_publish(db_seq, db_chdr, db_cpx, db_csz, q, hdr, px, sz, q)
             t1 = monotonic_ns()
             release(c, w)
             store_relaxed(row, T_CURRENT, -1)
