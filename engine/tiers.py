@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine import platform
 from engine.classify import COLD, HOT, TIER_NAMES, WARM, Thresholds, classify
+from engine.constants import H_SEQLOCK, HDR_WORDS
+from engine.doublebuf import DoubleBuffer
 from engine.handoff import MOVE_BUSY, MOVE_DONE, inbox_push, move_queue, move_queues
 from engine.histogram import new_hist
 from engine.kernels import S_WORDS
-from engine import platform
-from engine.constants import H_SEQLOCK, HDR_WORDS
-from engine.doublebuf import DoubleBuffer
 from engine.platform import rt_safe_params, setup_writer_thread
 from engine.queues import QueuePool
 from engine.ring import C_FULL, C_HEAD, C_OWNER, C_TAIL

@@ -29,8 +29,8 @@ from engine.atomics import (
     store_relaxed,
     store_release,
 )
-from engine.handoff import claim, owned_idle_by, release, take
 from engine.doublebuf import db_publish
+from engine.handoff import claim, owned_idle_by, release, take
 from engine.histogram import hist_record
 from engine.queues import queue_data
 from engine.ring import C_HEAD, C_OWNER, C_TAIL, ring_consume
