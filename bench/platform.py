@@ -12,6 +12,7 @@ level search), when that module exists, are appended in the same format.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import subprocess
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from bench import platform_kernels as K
 from bench.engine import (
@@ -36,6 +38,7 @@ from bench.engine import (
 from bench.torture import build_messages
 from engine import platform as P
 from engine import tsc
+from engine.atomics import monotonic_ns, sleep_us
 from engine.constants import HDR_WORDS
 from engine.doublebuf import DoubleBuffer
 from engine.histogram import new_hist, percentiles
@@ -484,6 +487,40 @@ def _py_clock(n: int) -> float:
 
 # ---------------------------------------------------------------------- run
 
+@njit(nogil=True, cache=True)
+def _park_lateness(n, us, out):
+    """Sleep ``us`` microseconds n times (a writer's park); out[i] = ns past the ask."""
+    for i in range(n):
+        t0 = monotonic_ns()
+        sleep_us(us)
+        out[i] = monotonic_ns() - t0 - us * 1000
+
+
+def measure_timer_slack(n: int) -> list[dict]:
+    """How late a 20 us park wakes, with the kernel's default slack and with 1 ns."""
+    if sys.platform != "linux":
+        return [row("timer slack", "park wake-up lateness", None, None, "", "Linux only")]
+    res = {}
+
+    def one(slack_ns: int) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(P.PR_SET_TIMERSLACK, slack_ns, 0, 0, 0)
+        out = np.zeros(n, np.int64)
+        _park_lateness(n, 20, out)
+        res[slack_ns] = np.percentile(out, [50, 99]) / 1e3
+
+    _park_lateness(1, 1, np.zeros(1, np.int64))  # compile outside the threads
+    for slack in (50_000, 1):
+        t = threading.Thread(target=one, args=(slack,))
+        t.start()
+        t.join()
+    off, on = res[50_000], res[1]
+    return [row("timer slack", "20 µs park wakes late by, p50", off[0], on[0], "µs",
+                "off: kernel default 50 µs slack; on: 1 ns (timer_slack_ns = 1)"),
+            row("timer slack", "20 µs park wakes late by, p99", off[1], on[1], "µs",
+                f"{n} parks each")]
+
+
 def kernel_technique_rows(quick: bool) -> list[dict]:
     try:
         from bench import kernel_techniques
@@ -505,6 +542,7 @@ def run(quick: bool = False) -> dict:
         lambda: [numa_row()],
         lambda: measure_priority_and_pinning(secs),
         lambda: measure_clock(1_000_000 if quick else 10_000_000, n_upd),
+        lambda: measure_timer_slack(500 if quick else 3000),
         lambda: kernel_technique_rows(quick),
     ]
     for step in steps:

@@ -230,6 +230,7 @@ class _Worker:
             _, spin, yields, _ = rt_safe_params((0, spin, yields, p.park_us))
         else:
             self.pin_report = pin_current_thread(self.cpu)
+            platform.setup_worker_thread()   # timer slack: parks wake when asked
         self.nice_report = _renice_current_thread(p.nice)
         db = e.double_buffer
         db_on = db is not None and self.tier == HOT

@@ -131,6 +131,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tsc_clock": Key(bool, True, "true or false"),
         "double_buffer_hot": Key(int, 0, "levels per side in 0..1024 (0 = off)",
                                  lambda v: 0 <= v <= 1024),
+        "timer_slack_ns": Key(int, 1, "nanoseconds in 0..1000000 (0 = kernel default)",
+                              lambda v: 0 <= v <= 1_000_000),
     },
     "shm": {
         "enabled": Key(bool, False, "true or false"),

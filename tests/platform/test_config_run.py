@@ -23,7 +23,7 @@ def test_defaults_and_accepted_values():
     d = _v({})
     assert d == {"huge_pages": "auto", "numa": "auto", "realtime_priority": 0,
                  "fallback_nice": -10, "pin_writers": [], "tsc_clock": True,
-                 "double_buffer_hot": 0}
+                 "double_buffer_hot": 0, "timer_slack_ns": 1}
     assert _v({"numa": 0, "pin_writers": [0, 1], "huge_pages": "hugetlb"})["numa"] == 0
 
 
@@ -40,6 +40,7 @@ def test_defaults_and_accepted_values():
     ({"pin_writers": [True]}, "platform.pin_writers = [True]"),
     ({"tsc_clock": "yes"}, "platform.tsc_clock = 'yes': must be true or false"),
     ({"double_buffer_hot": 5000}, "platform.double_buffer_hot = 5000"),
+    ({"timer_slack_ns": -1}, "platform.timer_slack_ns = -1"),
 ])
 def test_bad_values_name_the_key(table, message):
     with pytest.raises(ConfigError) as exc:
@@ -74,5 +75,8 @@ def test_run_reports_what_took_effect_and_keeps_going(tmp_path):
     pin = reps["pinning tier-hot-0"]  # pin_writers applies to the hot-tier workers
     assert not pin["ok"] and "cpu 4095 not in the allowed set" in pin["reason"]
     assert {"huge_pages", "numa", "tsc_clock"} <= set(reps)
+    for name in ("tier-hot-0", "tier-warm-0", "tier-cold-0"):   # every engine thread
+        slack = reps[f"timer slack {name}"]
+        assert slack["ok"] and slack["effective"] == "1 ns", slack
     if not reps["huge_pages"]["ok"]:  # no reserved pages on this machine
         assert "reserved huge pages" in reps["huge_pages"]["reason"]
