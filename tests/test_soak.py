@@ -15,13 +15,11 @@ MINUTES = float(os.environ.get("HFTBOOK_SOAK_MINUTES", "3"))
 
 @pytest.mark.soak
 def test_every_venue_two_thousand_books_for_minutes_with_faults(tmp_path):
-    """The shipped config widened to 120 symbols per exchange (17 venues, ~2,000 books),
-    run for minutes with faults on several venues: at the end every book is live and
-    equal to the simulator's truth, and each injected fault was counted."""
+    """The shipped config as it is (27 venues x 80 symbols: 2,160 books), run for minutes
+    with faults on several venues: at the end every book is live and equal to the
+    simulator's truth, and each injected fault was counted."""
     text = (ROOT / "config.toml").read_text()
-    text = re.sub(r"symbols_per_exchange = \d+", "symbols_per_exchange = 120", text)
-    text = re.sub(r"rate = [\d.]+", "rate = 2.0", text)
-    text = re.sub(r"max_symbols = \d+", "max_symbols = 120", text)
+    text = re.sub(r"prometheus_port = \d+", "prometheus_port = 0", text)
     cfg = tmp_path / "soak.toml"
     cfg.write_text(text)
     seconds = int(MINUTES * 60)
