@@ -7,59 +7,41 @@ import sys
 
 import orjson
 
+# benchmark -> (module under bench/, takes the recordings directory, console width when
+# stdout is not a terminal)
+BENCHES = {
+    "engine": ("engine", False, None),
+    "replay": ("replay", True, 140),
+    "tiers": ("tiers", False, 200),
+    "platform": ("platform", False, 200),
+    "shm": ("shm", False, None),
+    "loop": ("recorded_loop", True, 140),
+}
+
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+
     from rich.console import Console
 
-    if args.what == "engine":
-        from bench import engine as b
-
-        res = b.run(quick=args.quick)
-        if args.json:
-            sys.stdout.write(orjson.dumps(res).decode() + "\n")
-        else:
-            b.print_table(res, Console())
-        return 0
-    if args.what in ("tiers", "platform"):
-        import importlib
-
-        b = importlib.import_module(f"bench.{args.what}")
-        res = b.run(quick=args.quick)
-        if args.json:
-            sys.stdout.write(orjson.dumps(res).decode() + "\n")
-        else:
-            b.print_table(res, Console(width=None if sys.stdout.isatty() else 200))
-        return 0
+    if args.what not in BENCHES:
+        raise SystemExit(f"unknown benchmark {args.what!r}")
+    module, wants_recordings, width = BENCHES[args.what]
+    b = importlib.import_module(f"bench.{module}")
     if args.what == "replay":
-        from bench import replay as b
         from connectors.recorded_paths import default_recordings
 
-        directory = args.recordings or default_recordings()
-        res = b.run(directory)
-        if args.json:
-            sys.stdout.write(orjson.dumps(res).decode() + "\n")
-        else:
-            b.print_table(res, Console(width=None if sys.stdout.isatty() else 140))
-        return 0
-    if args.what == "shm":
-        from bench import shm as b
-
-        res = b.run(quick=args.quick)
-        if args.json:
-            sys.stdout.write(orjson.dumps(res).decode() + "\n")
-        else:
-            b.print_table(res, Console())
-        return 0
-    if args.what == "loop":
-        from bench import recorded_loop as b
-
+        res = b.run(args.recordings or default_recordings())
+    elif wants_recordings:
         res = b.run(args.recordings)
-        if args.json:
-            sys.stdout.write(orjson.dumps(res).decode() + "\n")
-        else:
-            b.print_table(res, Console(width=None if sys.stdout.isatty() else 140))
-        return 0
-    raise SystemExit(f"unknown benchmark {args.what!r}")
+    else:
+        res = b.run(quick=args.quick)
+    if args.json:
+        sys.stdout.write(orjson.dumps(res).decode() + "\n")
+    else:
+        b.print_table(res, Console(width=None if sys.stdout.isatty() or width is None
+                                   else width))
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -217,8 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_cmd_replay)
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
-    bench.add_argument("what", choices=["engine", "replay", "tiers", "platform", "shm",
-                                        "loop"],
+    bench.add_argument("what", choices=list(BENCHES),
                        help="loop: frames/s the recorded-session venue serves")
     bench.add_argument("--recordings", help="recorded sessions directory "
                        "(default: ../shared/recorded/cryptofeed beside the checkout)")
