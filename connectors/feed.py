@@ -186,6 +186,19 @@ class Feed:
         """The engine threads are consuming (set once ``run`` has started them)."""
         return self.writer is not None or self.tiers is not None
 
+    @property
+    def engine_alive(self) -> bool:
+        """Every engine thread (the tier workers, or the single writer) is alive."""
+        if self.tiers is not None:
+            return self.tiers.alive
+        return self.writer is not None and self.writer.alive
+
+    def engine_loops(self) -> int:
+        """Polls made by every engine thread so far (grows while they run)."""
+        if self.tiers is not None:
+            return sum(c["loops"] for c in self.tiers.counters())
+        return self.writer.counters()["loops"] if self.writer is not None else 0
+
     def latency_hist(self):
         """Receive -> visible latency buckets (engine.histogram) of every writer."""
         if self.tiers is not None:

@@ -23,34 +23,15 @@ def store_factory(cfg: dict):
     return factory
 
 
-def _writers(feed) -> list:
-    ws = getattr(feed, "writers", None)  # several writer threads, if the feed has them
-    if ws:
-        return list(ws)
-    return [feed.writer] if feed.writer is not None else []
-
-
 def publish(feed, cfg: dict) -> shm.SharedStore | None:
     """Mark the segment ready and start its heartbeat (call once the writer runs)."""
     store = feed.store
     if not isinstance(store, shm.SharedStore):
         return None
 
-    def alive() -> bool:
-        tiers = getattr(feed, "tiers", None)
-        if tiers is not None:  # the tier engine: every worker thread must be alive
-            return tiers.alive
-        ws = _writers(feed)
-        return bool(ws) and all(w.alive for w in ws)
-
-    def progress() -> int:
-        tiers = getattr(feed, "tiers", None)
-        if tiers is not None:
-            return sum(c["loops"] for c in tiers.counters())
-        return sum(int(w.counters()["loops"]) for w in _writers(feed))
-
     store.ready()
-    store.start_heartbeat(cfg["shm"]["heartbeat"], alive=alive, progress=progress)
+    store.start_heartbeat(cfg["shm"]["heartbeat"], alive=lambda: feed.engine_alive,
+                          progress=feed.engine_loops)
     return store
 
 
