@@ -48,7 +48,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from connectors.recorded import Frame, HttpResponse, Session, load_session, session_events
-from simulator.venue import HOST
+from simulator.venue import HOST, SocketFaults
 
 log = logging.getLogger("hftbook.simulator")
 
@@ -671,7 +671,7 @@ class _Stream:
         self.frames_sent = 0
 
 
-class RecordedVenue:
+class RecordedVenue(SocketFaults):
     """Serves ``recording`` from ``directory`` as exchange ``exchange``'s venue.
     ``depth``: the levels the client keeps per side (the venue's own books are cut the
     same way).  ``speed``: times the recorded pace; 0 is as fast as possible.
@@ -776,20 +776,8 @@ class RecordedVenue:
     def corrupt_next_checksum(self, symbol: str, n: int = 1) -> None:
         raise ValueError(f"{self.name} (recorded): checksum faults are not supported")
 
-    async def send_garbage(self, payload: str = '{"this is": not json') -> None:
-        self.faults["garbage"] += 1
-        for st in list(self.streams):
-            with contextlib.suppress(ConnectionClosed):
-                await st.ws.send(payload)
-
-    async def disconnect_all(self) -> None:
-        self.faults["disconnects"] += 1
-        for st in list(self.streams):
-            await st.ws.close(1011, "simulated outage")
-
-    def stall(self, seconds: float) -> None:
-        self.faults["stalls"] += 1
-        self._stall_until = time.monotonic() + seconds
+    def _sockets(self) -> list[ServerConnection]:
+        return [st.ws for st in self.streams]
 
     # -- servers ------------------------------------------------------------------------
     async def start(self) -> RecordedVenue:

@@ -34,7 +34,34 @@ class Client:
         self.state: dict = {}
 
 
-class Venue:
+class SocketFaults:
+    """The faults a venue serves the same way whatever its protocol: a malformed frame
+    to every client, every connection closed, a stall.  A venue lists its open client
+    websockets in ``_sockets`` and checks ``_stall_until`` in its send loop."""
+
+    faults: dict
+    _stall_until: float
+
+    def _sockets(self) -> list[ServerConnection]:
+        raise NotImplementedError
+
+    async def send_garbage(self, payload: str = '{"this is": not json') -> None:
+        self.faults["garbage"] += 1
+        for ws in self._sockets():
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(payload)
+
+    async def disconnect_all(self) -> None:
+        self.faults["disconnects"] += 1
+        for ws in self._sockets():
+            await ws.close(1011, "simulated outage")
+
+    def stall(self, seconds: float) -> None:
+        self.faults["stalls"] += 1
+        self._stall_until = time.monotonic() + seconds
+
+
+class Venue(SocketFaults):
     name = ""
     price_decimals = 2
     size_decimals = 3
@@ -137,20 +164,8 @@ class Venue:
             return True
         return False
 
-    async def send_garbage(self, payload: str = '{"this is": not json') -> None:
-        self.faults["garbage"] += 1
-        for c in list(self.clients):
-            with contextlib.suppress(ConnectionClosed):
-                await c.ws.send(payload)
-
-    async def disconnect_all(self) -> None:
-        self.faults["disconnects"] += 1
-        for c in list(self.clients):
-            await c.ws.close(1011, "simulated outage")
-
-    def stall(self, seconds: float) -> None:
-        self.faults["stalls"] += 1
-        self._stall_until = time.monotonic() + seconds
+    def _sockets(self) -> list[ServerConnection]:
+        return [c.ws for c in self.clients]
 
     # -- servers -------------------------------------------------------------------------
     async def start(self) -> Venue:
