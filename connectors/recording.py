@@ -301,18 +301,17 @@ def replay_file(path: str | os.PathLike, depth: int | None = None,
     import numpy as np
 
     from connectors import load
-    from connectors.base import BookTarget
     from connectors.replay import (
         ReplayResult,
         registry,
+        replay_rig,
         session_instruments,
         session_symbols,
         warm_up,
     )
     from engine.constants import H_CHECKSUM_FAIL, H_CHECKSUM_OK, H_STATUS, HDR_WORDS, STATUS_NAMES
     from engine.kernels import S_WORDS
-    from engine.ring import RingPool, ring_drain
-    from engine.store import BookStore
+    from engine.ring import ring_drain
 
     records = list(read_recording(path, skip_corrupt))
     session = _session(records, str(path))
@@ -327,16 +326,8 @@ def replay_file(path: str | os.PathLike, depth: int | None = None,
                                                                         instruments))
     if not symbols:
         raise ConfigError(f"{path}: no symbols (record meta['config']['l2_book'] or pass symbols)")
-    store = BookStore(len(symbols), depth)
-    pool = RingPool(1, ring_capacity)
-    ctl, data = pool.ctl[0], pool.data[0]
-    targets = {}
-    for i, s in enumerate(symbols):
-        inst = instruments[s]
-        store.configure(i, f"{cls.exchange}:{s}", inst.price_decimals, inst.size_decimals,
-                        depth)
-        targets[s] = BookTarget(ctl, data, i, store.hdr)
-    proto = cls(instruments, targets, verify_checksums=verify_checksums)
+    store, ctl, data, proto = replay_rig(cls, instruments, symbols, depth, ring_capacity,
+                                         verify_checksums)
     hist = np.zeros(0, np.int64)
     wstats = np.zeros(S_WORDS, np.int64)
     hdr, px, sz = store.hdr, store.px, store.sz

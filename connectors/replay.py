@@ -122,6 +122,23 @@ def session_symbols(cls: type[Protocol], session: Session,
     return out
 
 
+def replay_rig(cls, instruments: dict, symbols: list[str], depth: int, ring_capacity: int,
+               verify_checksums: bool):
+    """What a replay feeds: a store of ``symbols`` at ``depth``, one ring into it and the
+    connector ``cls`` publishing to that ring.  Returns (store, ring ctl, ring data,
+    protocol)."""
+    store = BookStore(len(symbols), depth)
+    pool = RingPool(1, ring_capacity)
+    ctl, data = pool.ctl[0], pool.data[0]
+    targets = {}
+    for i, s in enumerate(symbols):
+        inst = instruments[s]
+        store.configure(i, f"{cls.exchange}:{s}", inst.price_decimals, inst.size_decimals,
+                        depth)
+        targets[s] = BookTarget(ctl, data, i, store.hdr)
+    return store, ctl, data, cls(instruments, targets, verify_checksums=verify_checksums)
+
+
 def replay_session(directory: str | Path, recording: str, depth: int | None = None,
                    verify_checksums: bool = True, symbols: list[str] | None = None,
                    ring_capacity: int = 1 << 16, drain_every: int = 1,
@@ -143,16 +160,8 @@ def replay_session(directory: str | Path, recording: str, depth: int | None = No
     instruments = session_instruments(cls, session)
     symbols = symbols or cls.recorded_symbols(session, session_symbols(cls, session,
                                                                         instruments))
-    store = BookStore(len(symbols), depth)
-    pool = RingPool(1, ring_capacity)
-    ctl, data = pool.ctl[0], pool.data[0]
-    targets = {}
-    for i, s in enumerate(symbols):
-        inst = instruments[s]
-        store.configure(i, f"{cls.exchange}:{s}", inst.price_decimals, inst.size_decimals,
-                        depth)
-        targets[s] = BookTarget(ctl, data, i, store.hdr)
-    proto = cls(instruments, targets, verify_checksums=verify_checksums)
+    store, ctl, data, proto = replay_rig(cls, instruments, symbols, depth, ring_capacity,
+                                         verify_checksums)
     hist = np.zeros(0, np.int64)
     wstats = np.zeros(S_WORDS, np.int64)
     hdr, px, sz = store.hdr, store.px, store.sz
