@@ -23,7 +23,9 @@ from connectors.publish import (
     PUSH_COUNT_MISMATCH,
     PUSH_FULL,
     PUSH_OK,
+    PUSH_TOO_LARGE,
     RAW_MAX_LEVELS,
+    SEP,
     push_message,
     push_raw_keyed,
     push_raw_update,
@@ -130,6 +132,11 @@ class ExchangeStats:
             out.update({k: v for k, v in vars(s).items()})
         out["malformed"] += self.malformed_frames
         return dict(out)
+
+
+def _levels(joined: tuple[bytes, bytes]) -> int:
+    """Levels in one side's joined price texts."""
+    return joined[0].count(SEP) + 1 if joined[0] else 0
 
 
 _PUSH_ERRORS = {
@@ -325,6 +332,14 @@ class Protocol:
                                        asks[0], asks[1], inst.price_decimals,
                                        inst.size_decimals, seq, ts_ns, recv_ns, scheme,
                                        checksum or 0, status)
+            if res == PUSH_TOO_LARGE:  # waiting cannot help: say so, drop, resync
+                self.stats.sym(symbol).dropped += 1
+                log.error("%s %s: dropped a message of %d levels: larger than the book's "
+                          "queue of %d records (raise its queue capacity or lower the "
+                          "depth)", self.exchange, symbol, _levels(bids) + _levels(asks),
+                          t.data.shape[1])
+                self.resync(symbol, "message larger than its queue")
+                return False
             if res != PUSH_FULL:
                 break
             now = time.monotonic()  # back-pressure: wait for the writer, bounded

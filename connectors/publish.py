@@ -43,6 +43,7 @@ _SEP = 1
 PUSH_OK = 0
 PUSH_FULL = 10
 PUSH_COUNT_MISMATCH = 11  # a side has a different number of prices and sizes
+PUSH_TOO_LARGE = 12       # more records than the whole ring holds: it can never fit
 
 PRICE_LIMIT = 1 << 62  # keeps (p - price) * side in the kernels' searches far from overflow
 NO_STATUS = -1
@@ -121,6 +122,8 @@ def push_message(ctl, data, book, clear, bid_p, bid_s, ask_p, ask_s, pdec, sdec,
     extra_end = 1 if n == 0 or ck_scheme != NO_CHECKSUM else 0
     total = n + extra_end + (1 if status_after >= 0 else 0)
     cap = data.shape[1]
+    if total > cap:
+        return PUSH_TOO_LARGE, 0, 0
     mask = cap - 1
     head = ring_reserve(ctl, cap, total)
     if head < 0:

@@ -111,6 +111,28 @@ def test_full_ring_backpressure_then_drop_and_resync():
     assert h.pool.ring(0).full_count >= 1
 
 
+def test_message_larger_than_its_queue_is_dropped_at_once_with_a_clear_error(caplog):
+    import time
+
+    h = Harness(ring_capacity=8, ring_timeout=5.0)
+    h.frame("AAAUSDT", 9, 11)
+    many = [[f"9.{k:02d}", "1"] for k in range(10)]   # 10 levels + status: never fits 8
+    t0 = time.monotonic()
+    h.snapshot("AAAUSDT", 10, many, [["10.01", "3"]])
+    assert time.monotonic() - t0 < 1.0        # no back-pressure wait for a hopeless push
+    st = h.proto.stats.sym("AAAUSDT")
+    assert st.dropped == 1 and st.resyncs >= 1 and st.malformed == 0
+    assert h.book("AAAUSDT").status != "live"
+    assert h.pool.ring(0).full_count == 0     # not counted as a full ring either
+    assert any("larger than the book's queue of 8 records" in r.getMessage()
+               for r in caplog.records)
+    assert h.proto.rest_requests.popleft().symbol == "AAAUSDT"   # the resync's snapshot
+    # the other book is untouched and keeps working
+    h.frame("BBBUSDT", 9, 11)
+    h.snapshot("BBBUSDT", 10, [["10.00", "1"]], [["10.01", "3"]])
+    assert h.book("BBBUSDT").status == "live"
+
+
 def test_disconnect_marks_every_book_stale_and_reconnect_resyncs():
     h = live_harness()
     h.proto.on_disconnect()
