@@ -18,7 +18,8 @@ import timeit
 import numpy as np
 from numba import njit
 
-from engine.atomics import monotonic_ns
+from engine import tsc
+from engine.atomics import load_acquire, store_release
 from engine.constants import (
     BID,
     F_CLEAR,
@@ -35,9 +36,12 @@ from engine.constants import (
 )
 from engine.histogram import percentiles
 from engine.kernels import S_WORDS, apply_records
+from engine.layout import aligned_zeros
+from engine.platform import Settings as PlatformSettings
 from engine.read import best, copy_top
 from engine.ring import RingPool, ring_push
 from engine.store import BookStore
+from engine.tsc import clock_ns
 from engine.writer import Writer
 
 N_BOOKS = 5000
@@ -158,6 +162,24 @@ def _dict_touch(books, cols) -> None:
             _touch = (max(bids) if bids else None, min(asks) if asks else None)
 
 
+def _dict_best(books, cols) -> None:
+    """A plain dict per side that keeps each side's best price as it goes: a set can
+    only improve it, and only deleting the best itself costs a max/min over the keys.
+    The crossed check runs at each message end, as the kernel's does."""
+    for b, s, p, q, f in zip(*cols):
+        book = books[b]  # [bids, asks, best bid, best ask]
+        levels = book[s]
+        best_px = book[2 + s]
+        if q:
+            levels[p] = q
+            if best_px is None or (p > best_px if s == BID else p < best_px):
+                book[2 + s] = p
+        elif levels.pop(p, None) is not None and p == best_px:
+            book[2 + s] = ((max(levels) if s == BID else min(levels)) if levels else None)
+        if f & F_END:
+            _crossed = book[2] is not None and book[3] is not None and book[2] >= book[3]
+
+
 def _sorted_touch(books, cols) -> None:
     for b, s, p, q, f in zip(*cols):
         bids, asks = books[b]
@@ -203,6 +225,8 @@ def _baseline_books(kind: str, n_books: int, depth: int, used: set[int]) -> list
             for p, q in asks.items():
                 ob.asks[p] = q
             books[b] = ob
+        elif kind == "dict_best":
+            books[b] = [dict(bids), dict(asks), max(bids), min(asks)]
         else:
             books[b] = (dict(bids), dict(asks))
     return books
@@ -214,6 +238,9 @@ BASELINES = {
                   "access at all, the least any Python book does"),
     "dict_touch": ("dict", _dict_touch, "plain dict + best bid/ask (max/min over the "
                    "keys) after each message"),
+    "dict_best": ("dict_best", _dict_best, "plain dict per side keeping its best price "
+                  "(max/min over the keys only when the best is deleted) and checking "
+                  "for a crossed book after each message"),
     "sortedcontainers": ("sortedcontainers", _sorted_touch, "sortedcontainers.SortedDict "
                          "per side + best bid/ask after each message"),
     "order_book": ("order_book", _order_book_touch, "cryptofeed's order-book C extension "
@@ -304,7 +331,7 @@ def measure_reads(depth: int = 200) -> dict[str, float]:
 
 @njit(nogil=True, cache=True)
 def _stamp_and_push(ctl, data, src, start, n):
-    now = monotonic_ns()
+    now = clock_ns()  # the writer's clock: TSC or clock_gettime, as [platform] says
     for k in range(n):
         src[R_RECV, start + k] = now
     return ring_push(ctl, data, src, start, n)
@@ -362,6 +389,61 @@ def measure_latency(rate: int, seconds: float, depth: int = 200,
             "writer_parks": idle["parks"] - idle0["parks"]}
 
 
+@njit(nogil=True, cache=True)
+def _ping(flags, n, out):
+    """Hand a counter to the pong thread and wait for it back, ``n`` times; out[k] is
+    the k-th round trip in ns.  The two counters sit on separate cache lines."""
+    for k in range(n):
+        t0 = clock_ns()
+        store_release(flags, 0, k + 1)
+        while load_acquire(flags, 8) != k + 1:
+            pass
+        out[k] = clock_ns() - t0
+    return n
+
+
+@njit(nogil=True, cache=True)
+def _pong(flags, n):
+    for k in range(n):
+        while load_acquire(flags, 0) != k + 1:
+            pass
+        store_release(flags, 8, k + 1)
+    return n
+
+
+def measure_handoff_floor(seconds: float) -> dict[str, float]:
+    """The floor under every enqueue-to-visible figure: one cache line handed from a
+    thread on one core to a spinning thread on the other and back, with nothing else
+    done (no ring, no book).  Half a round trip is what one cross-core handoff costs;
+    the ring path needs at least two that depend on each other (the head counter,
+    then the records it covers) before the writer can even start on the book.  Its
+    tail shows what the machine does to two threads that never block: every
+    percentile above a few hundred ns is a thread that lost its core."""
+    flags = aligned_zeros(16)
+    probe = np.zeros(1000, np.int64)
+    _ping(flags, 0, probe)
+    _pong(flags, 0)
+    for _ in range(2):  # calibrate the count to ``seconds``
+        flags[:] = 0
+        t = threading.Thread(target=_pong, args=(flags, probe.shape[0]))
+        t.start()
+        t0 = time.perf_counter()
+        _ping(flags, probe.shape[0], probe)
+        took = time.perf_counter() - t0
+        t.join()
+    n = max(10_000, int(seconds / max(took, 1e-9) * probe.shape[0]))
+    out = np.zeros(n, np.int64)
+    flags[:] = 0
+    t = threading.Thread(target=_pong, args=(flags, n))
+    t.start()
+    _ping(flags, n, out)
+    t.join()
+    one_way = out / 2.0
+    p50, p99, p999 = np.percentile(one_way, [50, 99, 99.9])
+    return {"p50": round(float(p50)), "p99": round(float(p99)), "p999": round(float(p999)),
+            "max": round(float(one_way.max())), "handoffs": int(2 * n)}
+
+
 def _involuntary_switches(tid: int | None) -> int:
     """Times the OS preempted thread ``tid`` (Linux); -1 where unknown.  Each one parks
     the queued messages for a scheduler slice: the usual cause of the p99.9 tail."""
@@ -400,6 +482,14 @@ def measure_torn_reads(seconds: float) -> dict[str, int]:
 def run(quick: bool = False) -> dict:
     # the machine is shared: say how busy it was, since every figure depends on it
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else (-1.0,) * 3
+    # the clock the engine ships with ([platform] tsc_clock): the kernels stamp every
+    # section with it, and the latency figures are taken with it at both ends
+    if PlatformSettings().tsc_clock:
+        tsc_on, clock = tsc.enable()
+        clock = ("TSC: " if tsc_on else "clock_gettime: ") + clock
+    else:  # pragma: no cover - the shipped default is on
+        tsc.disable()
+        clock = "clock_gettime: tsc_clock off"
     n_updates = 600_000 if quick else 8_000_000
     apply, wall = {}, {}
     for depth in (20, 200, 1000):
@@ -414,6 +504,7 @@ def run(quick: bool = False) -> dict:
     reads = measure_reads()
     secs = 0.3 if quick else 2.0
     lat = {str(rate): measure_latency(rate, secs) for rate in (100_000, 500_000, 1_000_000)}
+    floor = measure_handoff_floor(0.3 if quick else 2.0)
     torn = measure_torn_reads(0.5 if quick else 2.0)
     return {
         "apply_mups": apply,
@@ -430,6 +521,8 @@ def run(quick: bool = False) -> dict:
                                        for k, v in base.items()},
         "read_ns": reads,
         "latency_ns": lat,
+        "handoff_floor_ns": floor,
+        "clock": clock,
         "torn_reads": torn["torn"],
         "torture": torn,
         "books": N_BOOKS,
@@ -451,6 +544,7 @@ def print_table(res: dict, console) -> None:
                   ">= 20 at 1000" if d == "1000" else "")
     labels = {"dict_bare": "plain dict, bare set/pop (no sorted access)",
               "dict_touch": "plain dict + best bid/ask per message",
+              "dict_best": "plain dict keeping its best bid/ask + crossed check",
               "sortedcontainers": "SortedDict book + best bid/ask per message",
               "order_book": "cryptofeed order-book (C) + best bid/ask per message"}
     for k, v in res["baselines_mups"].items():
@@ -469,6 +563,11 @@ def print_table(res: dict, console) -> None:
                   f"writer preempted {v['writer_preempted']}x, parked "
                   f"{v.get('writer_parks', -1)}x)",
                   "p99 <= 2000, p99.9 <= 20000 @500K" if rate == "500000" else "")
+    f = res["handoff_floor_ns"]
+    t.add_row("floor: one cache line between two spinning threads (half a round trip)",
+              f"p50 {f['p50']} / p99 {f['p99']} / p99.9 {f['p999']} ns "
+              f"({f['handoffs']} handoffs, max {f['max']} ns)", "")
+    t.add_row("clock (latency stamps)", res["clock"], "")
     t.add_row("torn reads", f"{res['torn_reads']} in {res['torture']['reads']} reads "
               f"({res['torture']['states_seen']} states)", "0")
     t.add_row("machine load average (1/5/15 min) at the start",

@@ -44,5 +44,7 @@ def test_baseline_books_end_equal_to_the_engine(name):
                               store.sz[b, side, :n][::-1].tolist()))
             # the engine keeps `depth` levels; an unbounded baseline may hold more
             assert engine[:20] == _top(sides[side], side, 20)
+        if kind == "dict_best":  # the best prices it kept are the real ones
+            assert books[b][2] == max(sides[BID]) and books[b][3] == min(sides[ASK])
         touched += 1
     assert touched > 10
