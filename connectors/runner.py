@@ -16,6 +16,16 @@ from connectors.base import Protocol, RestRequest
 
 log = logging.getLogger("hftbook.connectors")
 
+# Snapshot back-off: a book whose snapshot is asked for again and again (every snapshot
+# fails its checks, or is larger than the book's queue) must not turn into a storm of
+# REST calls that gets the IP banned.  Asks for one symbol closer together than
+# REPEAT_WINDOW_S are repeats; the first FREE_REPEATS go out at once, later ones wait
+# SNAPSHOT_BACKOFF_S, doubling up to SNAPSHOT_BACKOFF_MAX_S.
+REPEAT_WINDOW_S = 30.0
+FREE_REPEATS = 1
+SNAPSHOT_BACKOFF_S = 0.5
+SNAPSHOT_BACKOFF_MAX_S = 30.0
+
 
 class Connection:
     """One websocket connection carrying ``protocol``'s symbols."""
@@ -38,6 +48,7 @@ class Connection:
         self.frames = 0
         self._ws = None
         self._tasks: set[asyncio.Task] = set()
+        self._asked: dict[str, tuple[int, float]] = {}  # symbol -> (repeats, last ask)
 
     @property
     def name(self) -> str:
@@ -139,7 +150,24 @@ class Connection:
         while p.rest_requests:
             self._spawn(self._fetch(p.rest_requests.popleft()))
 
+    def snapshot_delay(self, symbol: str, now: float) -> tuple[float, int]:
+        """How long to wait before fetching ``symbol``'s snapshot asked for at ``now``,
+        and how many times in a row it has been asked for (0: the first time)."""
+        repeats, last = self._asked.get(symbol, (-1, float("-inf")))
+        repeats = repeats + 1 if now - last < REPEAT_WINDOW_S else 0
+        over = repeats - FREE_REPEATS
+        delay = 0.0 if over <= 0 else min(SNAPSHOT_BACKOFF_S * 2 ** (over - 1),
+                                          SNAPSHOT_BACKOFF_MAX_S)
+        self._asked[symbol] = (repeats, now + delay)
+        return delay, repeats
+
     async def _fetch(self, req: RestRequest) -> None:
+        if req.kind == "snapshot":
+            wait, repeats = self.snapshot_delay(req.symbol, time.monotonic())
+            if wait > 0:
+                log.warning("%s: snapshot for %s asked for %d times in a row: fetching it "
+                            "in %.1fs", self.name, req.symbol, repeats + 1, wait)
+                await asyncio.sleep(wait)
         delay = 0.2
         for attempt in range(self.rest_retries):
             try:
