@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import orjson
 
-from connectors.base import Instrument, MalformedFrame, Protocol, RestRequest
+from connectors.base import Instrument, MalformedFrame, RestRequest
 from connectors.publish import join_pairs
+from connectors.restsync import RestSnapshotProtocol
 from engine.constants import LIVE
 from engine.fixedpoint import decimals_for
 
@@ -36,11 +37,14 @@ class _Sync:
         self.first = True   # futures: the next event is the first after the snapshot
 
 
-class BinanceSpot(Protocol):
+class BinanceSpot(RestSnapshotProtocol):
     exchange = "binance"
     ws_url = "wss://stream.binance.com:9443/stream"
     rest_url = "https://api.binance.com"
     snapshot_path = "/api/v3/depth"
+    snapshot_params = "&limit={depth}"
+    upper_case_symbols = True
+    sync_state = _Sync
     instruments_path = "/api/v3/exchangeInfo"
     stream_suffix = "@depth@100ms"
     max_symbols_per_connection = 1024   # streams per connection
@@ -51,7 +55,6 @@ class BinanceSpot(Protocol):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.sync = {s: _Sync() for s in self.targets}
         self._msg_id = 0
 
     # -- instruments -------------------------------------------------------------------
@@ -94,24 +97,6 @@ class BinanceSpot(Protocol):
                 "method": "SUBSCRIBE", "id": self._msg_id,
                 "params": [s.lower() + self.stream_suffix for s in batch]}).decode())
         return msgs
-
-    def snapshot_url(self, symbol: str) -> str:
-        return f"{self.rest_url}{self.snapshot_path}?symbol={symbol}&limit={self.depth}"
-
-    def rest_symbol(self, url: str) -> str | None:
-        """Which symbol a (recorded) snapshot URL is for."""
-        if self.snapshot_path not in url or "symbol=" not in url:
-            return None
-        return url.split("symbol=", 1)[1].split("&", 1)[0].upper()
-
-    def request_resync(self, symbol: str) -> None:
-        sync = self.sync[symbol]
-        if not sync.requested:
-            sync.requested = True
-            self.rest_requests.append(RestRequest(symbol, self.snapshot_url(symbol)))
-
-    def reset_symbol(self, symbol: str) -> None:
-        self.sync[symbol] = _Sync()
 
     # -- frames ------------------------------------------------------------------------
     def on_message(self, frame: bytes | str, recv_ns: int) -> None:

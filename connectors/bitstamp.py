@@ -46,8 +46,9 @@ from typing import NamedTuple
 
 import orjson
 
-from connectors.base import Instrument, MalformedFrame, Protocol, RestRequest
+from connectors.base import Instrument, MalformedFrame, RestRequest
 from connectors.publish import join_levels
+from connectors.restsync import RestSnapshotProtocol
 from engine.constants import LIVE
 
 MAX_BUFFERED = 5000          # diffs held per book while its snapshot is on the way
@@ -97,10 +98,11 @@ def _tick(decimals: int) -> str:
     return "1" if decimals <= 0 else "0." + "0" * (decimals - 1) + "1"
 
 
-class Bitstamp(Protocol):
+class Bitstamp(RestSnapshotProtocol):
     exchange = "bitstamp"
     ws_url = "wss://ws.bitstamp.net"
     rest_url = "https://www.bitstamp.net"
+    sync_state = _Sync
     instruments_path = "/api/v2/trading-pairs-info/"
     max_symbols_per_connection = 100   # unconfirmed: no documented channel limit found
     subscribe_batch = 1                # one channel per bts:subscribe
@@ -111,7 +113,6 @@ class Bitstamp(Protocol):
         super().__init__(*args, **kwargs)
         if ping_interval:
             self.ping_interval = ping_interval  # heartbeat period (tests shorten it)
-        self.sync = {s: _Sync() for s in self.targets}
 
     # -- instruments -------------------------------------------------------------------
     @classmethod
@@ -149,6 +150,7 @@ class Bitstamp(Protocol):
         return '{"event":"bts:heartbeat"}'
 
     def snapshot_url(self, symbol: str) -> str:
+        """The pair is a path segment, not a query parameter."""
         return f"{self.rest_url}{SNAPSHOT_PATH}{symbol}/"
 
     def rest_symbol(self, url: str) -> str | None:
@@ -157,13 +159,8 @@ class Bitstamp(Protocol):
             return None
         return url.split(SNAPSHOT_PATH, 1)[1].split("?", 1)[0].split("/", 1)[0] or None
 
-    def request_resync(self, symbol: str) -> None:
-        sync = self.sync[symbol]
-        if not sync.requested:
-            sync.requested = True
-            self.rest_requests.append(RestRequest(symbol, self.snapshot_url(symbol)))
-
     def reset_symbol(self, symbol: str) -> None:
+        """A fresh sync state that remembers whether the channel is subscribed."""
         old = self.sync.get(symbol)
         self.sync[symbol] = _Sync(old.subscribed if old else False)
 

@@ -68,7 +68,8 @@ from itertools import chain
 
 import orjson
 
-from connectors.base import Instrument, MalformedFrame, Protocol, RestRequest
+from connectors.base import Instrument, MalformedFrame, RestRequest
+from connectors.restsync import RestSnapshotProtocol
 from engine.constants import LIVE
 
 MAX_BUFFERED = 5000          # updates held per pair while waiting for a snapshot
@@ -106,13 +107,16 @@ class _Sync:
         self.requested = False
 
 
-class GateIO(Protocol):
+class GateIO(RestSnapshotProtocol):
     """Gate spot v4 ``spot.order_book_update`` + REST ``order_book?with_id=true``."""
 
     exchange = "gateio"
     ws_url = "wss://api.gateio.ws/ws/v4/"
     rest_url = "https://api.gateio.ws"
     snapshot_path = "/api/v4/spot/order_book"
+    symbol_param = "currency_pair"
+    snapshot_params = "&limit={depth}&with_id=true"
+    sync_state = _Sync
     instruments_path = "/api/v4/spot/currency_pairs"
     interval = "100ms"
     max_symbols_per_connection = 100
@@ -125,7 +129,6 @@ class GateIO(Protocol):
         super().__init__(*args, **kwargs)
         if ping_interval:
             self.ping_interval = ping_interval
-        self.sync = {s: _Sync() for s in self.targets}
         self.pongs = 0
         self.full_pushes = 0            # full=true messages applied
 
@@ -160,24 +163,6 @@ class GateIO(Protocol):
 
     def ping_message(self) -> str | None:
         return orjson.dumps({"time": int(time.time()), "channel": "spot.ping"}).decode()
-
-    def snapshot_url(self, symbol: str) -> str:
-        return (f"{self.rest_url}{self.snapshot_path}?currency_pair={symbol}"
-                f"&limit={self.depth}&with_id=true")
-
-    def rest_symbol(self, url: str) -> str | None:
-        if self.snapshot_path not in url or "currency_pair=" not in url:
-            return None
-        return url.split("currency_pair=", 1)[1].split("&", 1)[0]
-
-    def request_resync(self, symbol: str) -> None:
-        sync = self.sync[symbol]
-        if not sync.requested:
-            sync.requested = True
-            self.rest_requests.append(RestRequest(symbol, self.snapshot_url(symbol)))
-
-    def reset_symbol(self, symbol: str) -> None:
-        self.sync[symbol] = _Sync()
 
     # -- frames ------------------------------------------------------------------------
     def on_message(self, frame: bytes | str, recv_ns: int) -> None:

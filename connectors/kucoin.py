@@ -57,8 +57,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from connectors.base import Instrument, MalformedFrame, Protocol, RestRequest
+from connectors.base import Instrument, MalformedFrame, RestRequest
 from connectors.publish import join_levels
+from connectors.restsync import RestSnapshotProtocol
 from engine.constants import LIVE
 from engine.fixedpoint import decimals_for, to_fixed
 
@@ -137,10 +138,13 @@ class _WsUrl:
         obj.ws_override = value
 
 
-class KuCoin(Protocol):
+class KuCoin(RestSnapshotProtocol):
     exchange = "kucoin"
     ws_url = _WsUrl()
     rest_url = "https://api.kucoin.com"
+    snapshot_path = PARTIAL_PATH
+    recorded_snapshot_paths = (FULL_PATH,)
+    sync_state = _Sync
     instruments_path = "/api/v2/symbols"
     max_symbols_per_connection = 100    # UNCONFIRMED (third-party: 100 per connection)
     subscribe_batch = 100               # symbols per subscribe topic
@@ -150,7 +154,6 @@ class KuCoin(Protocol):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.sync = {s: _Sync() for s in self.targets}
         self.token: Token | None = None
         self.pings_sent = 0
         self.tokens_fetched = 0
@@ -275,23 +278,6 @@ class KuCoin(Protocol):
         return orjson.dumps({"id": str(int(time.time() * 1000)), "type": "ping"}).decode()
 
     # -- snapshots ---------------------------------------------------------------------
-    def snapshot_url(self, symbol: str) -> str:
-        return f"{self.rest_url}{PARTIAL_PATH}?symbol={symbol}"
-
-    def rest_symbol(self, url: str) -> str | None:
-        if (PARTIAL_PATH not in url and FULL_PATH not in url) or "symbol=" not in url:
-            return None
-        return url.split("symbol=", 1)[1].split("&", 1)[0]
-
-    def request_resync(self, symbol: str) -> None:
-        sync = self.sync[symbol]
-        if not sync.requested:
-            sync.requested = True
-            self.rest_requests.append(RestRequest(symbol, self.snapshot_url(symbol)))
-
-    def reset_symbol(self, symbol: str) -> None:
-        self.sync[symbol] = _Sync()
-
     def on_snapshot(self, request: RestRequest, body: bytes | str, recv_ns: int) -> None:
         if request.kind == "token":
             self.token = parse_token(body)

@@ -55,8 +55,9 @@ from __future__ import annotations
 
 import orjson
 
-from connectors.base import Instrument, MalformedFrame, Protocol, RestRequest
+from connectors.base import Instrument, MalformedFrame, RestRequest
 from connectors.publish import join_pairs
+from connectors.restsync import RestSnapshotProtocol
 from engine.constants import LIVE
 from engine.fixedpoint import decimals_for
 
@@ -202,13 +203,16 @@ class _Sync:
         self.first = True     # the next applied update is the first after the snapshot
 
 
-class MEXC(Protocol):
+class MEXC(RestSnapshotProtocol):
     """MEXC spot ``spot@public.aggre.depth.v3.api.pb@100ms`` + REST ``/api/v3/depth``."""
 
     exchange = "mexc"
     ws_url = "wss://wbs-api.mexc.com/ws"
     rest_url = "https://api.mexc.com"
     snapshot_path = "/api/v3/depth"
+    snapshot_params = "&limit={depth}"
+    upper_case_symbols = True
+    sync_state = _Sync
     instruments_path = "/api/v3/exchangeInfo"
     interval = "100ms"
     max_symbols_per_connection = 30     # documented: 30 subscriptions per connection
@@ -221,7 +225,6 @@ class MEXC(Protocol):
         super().__init__(*args, **kwargs)
         if ping_interval:
             self.ping_interval = ping_interval
-        self.sync = {s: _Sync() for s in self.targets}
         self.pongs = 0
         self.acks = 0
 
@@ -265,23 +268,6 @@ class MEXC(Protocol):
 
     def ping_message(self) -> str | None:
         return '{"method":"PING"}'
-
-    def snapshot_url(self, symbol: str) -> str:
-        return f"{self.rest_url}{self.snapshot_path}?symbol={symbol}&limit={self.depth}"
-
-    def rest_symbol(self, url: str) -> str | None:
-        if self.snapshot_path not in url or "symbol=" not in url:
-            return None
-        return url.split("symbol=", 1)[1].split("&", 1)[0].upper()
-
-    def request_resync(self, symbol: str) -> None:
-        sync = self.sync[symbol]
-        if not sync.requested:
-            sync.requested = True
-            self.rest_requests.append(RestRequest(symbol, self.snapshot_url(symbol)))
-
-    def reset_symbol(self, symbol: str) -> None:
-        self.sync[symbol] = _Sync()
 
     # -- frames ------------------------------------------------------------------------
     def on_message(self, frame: bytes | str, recv_ns: int) -> None:

@@ -69,8 +69,9 @@ from typing import NamedTuple
 
 import orjson
 
-from connectors.base import ConfigError, Instrument, MalformedFrame, Protocol, RestRequest
+from connectors.base import ConfigError, Instrument, MalformedFrame, RestRequest
 from connectors.publish import join_levels
+from connectors.restsync import RestSnapshotProtocol
 from engine.checksum import CK_OKX
 from engine.constants import H_CHECKSUM_FAIL, H_CHECKSUM_OK, HDR_WORDS, LIVE, NO_SEQ
 from engine.fixedpoint import MAX_DECIMALS, decimals_for
@@ -179,10 +180,14 @@ def unified_name(inst_type: str, inst_id: str, exp_time: str = "") -> str:
     return "-".join(parts)
 
 
-class OKX(Protocol):
+class OKX(RestSnapshotProtocol):
     exchange = "okx"
     ws_url = "wss://ws.okx.com:8443/ws/v5/public"
     rest_url = "https://www.okx.com"
+    snapshot_path = BOOKS_PATH
+    symbol_param = "instId"
+    snapshot_params = "&sz={depth}&source=0"
+    sync_state = _Sync
     max_symbols_per_connection = 25     # OKX: < 30 channels of 400 levels per connection
     subscribe_batch = 25                # one subscribe request per connection
     subscribe_interval = 0.2
@@ -192,7 +197,6 @@ class OKX(Protocol):
 
     def __init__(self, *args, ping_idle: float = PING_IDLE, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.sync = {s: _Sync() for s in self.targets}
         self.ping_idle = ping_idle
         self.ping_interval = max(0.05, min(5.0, ping_idle / 4))  # how often to look
         self.pings_sent = 0
@@ -281,14 +285,6 @@ class OKX(Protocol):
             self._ops.popleft()
         return OPS_BUDGET - len(self._ops)
 
-    def snapshot_url(self, symbol: str) -> str:
-        return f"{self.rest_url}{BOOKS_PATH}?instId={symbol}&sz={self.depth}&source=0"
-
-    def rest_symbol(self, url: str) -> str | None:
-        if BOOKS_PATH not in url or "instId=" not in url:
-            return None
-        return url.split("instId=", 1)[1].split("&", 1)[0]
-
     def ping_message(self) -> str | None:
         now = time.monotonic()
         if now - self._last_rx < self.ping_idle or now - self._last_ping < self.ping_idle:
@@ -301,7 +297,7 @@ class OKX(Protocol):
         sync = self.sync[symbol]
         can_splice = self.rest_has_seq and (self.rest_mode or self.seen_seq)
         if can_splice and (self.rest_mode or self._budget_left() < 2):
-            self._request_rest(symbol, sync)     # on the open subscription
+            self.request_snapshot(symbol)        # on the open subscription
         elif self._budget_left() >= 2:
             self.outbox.append(self._request("unsubscribe", [symbol]))
             self.outbox.append(self._request("subscribe", [symbol]))
@@ -310,11 +306,6 @@ class OKX(Protocol):
         else:  # no budget and no way to splice a REST snapshot: a new connection
             log.warning("okx: subscribe budget spent: reconnecting to resync %s", symbol)
             self.reconnect_requested = True
-
-    def _request_rest(self, symbol: str, sync: _Sync) -> None:
-        if not sync.requested:
-            sync.requested = True
-            self.rest_requests.append(RestRequest(symbol, self.snapshot_url(symbol)))
 
     def reset_symbol(self, symbol: str) -> None:
         self.sync[symbol].reset()
@@ -414,7 +405,7 @@ class OKX(Protocol):
             self.resync(symbol, "snapshot too slow: buffer overflow")
             return
         sync.buffer.append(up)
-        self._request_rest(symbol, sync)
+        self.request_snapshot(symbol)
 
     def _apply_update(self, symbol: str, sync: _Sync, up: _Update, recv_ns: int) -> bool:
         """Check the chain, apply; False when the book was sent to resync."""
