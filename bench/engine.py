@@ -18,7 +18,7 @@ import timeit
 import numpy as np
 from numba import njit
 
-from engine import tsc
+from engine import platform
 from engine.atomics import load_acquire, store_release
 from engine.constants import (
     BID,
@@ -420,18 +420,14 @@ def measure_handoff_floor(seconds: float) -> dict[str, float]:
     tail shows what the machine does to two threads that never block: every
     percentile above a few hundred ns is a thread that lost its core."""
     flags = aligned_zeros(16)
-    probe = np.zeros(1000, np.int64)
-    _ping(flags, 0, probe)
-    _pong(flags, 0)
-    for _ in range(2):  # calibrate the count to ``seconds``
+    probe = np.zeros(10_000, np.int64)
+    for _ in range(2):  # size the run to ``seconds`` from the median round trip
         flags[:] = 0
         t = threading.Thread(target=_pong, args=(flags, probe.shape[0]))
         t.start()
-        t0 = time.perf_counter()
         _ping(flags, probe.shape[0], probe)
-        took = time.perf_counter() - t0
         t.join()
-    n = max(10_000, int(seconds / max(took, 1e-9) * probe.shape[0]))
+    n = max(10_000, int(seconds * 1e9 / max(float(np.median(probe)), 50.0)))
     out = np.zeros(n, np.int64)
     flags[:] = 0
     t = threading.Thread(target=_pong, args=(flags, n))
@@ -482,14 +478,9 @@ def measure_torn_reads(seconds: float) -> dict[str, int]:
 def run(quick: bool = False) -> dict:
     # the machine is shared: say how busy it was, since every figure depends on it
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else (-1.0,) * 3
-    # the clock the engine ships with ([platform] tsc_clock): the kernels stamp every
-    # section with it, and the latency figures are taken with it at both ends
-    if PlatformSettings().tsc_clock:
-        tsc_on, clock = tsc.enable()
-        clock = ("TSC: " if tsc_on else "clock_gettime: ") + clock
-    else:  # pragma: no cover - the shipped default is on
-        tsc.disable()
-        clock = "clock_gettime: tsc_clock off"
+    # the engine as shipped: the [platform] defaults (the TSC clock that stamps every
+    # section and both ends of the latency figures; stores in transparent huge pages)
+    platform.configure(PlatformSettings())
     n_updates = 600_000 if quick else 8_000_000
     apply, wall = {}, {}
     for depth in (20, 200, 1000):
@@ -522,7 +513,7 @@ def run(quick: bool = False) -> dict:
         "read_ns": reads,
         "latency_ns": lat,
         "handoff_floor_ns": floor,
-        "clock": clock,
+        "platform": [r.line() for r in platform.reports()],
         "torn_reads": torn["torn"],
         "torture": torn,
         "books": N_BOOKS,
@@ -567,7 +558,8 @@ def print_table(res: dict, console) -> None:
     t.add_row("floor: one cache line between two spinning threads (half a round trip)",
               f"p50 {f['p50']} / p99 {f['p99']} / p99.9 {f['p999']} ns "
               f"({f['handoffs']} handoffs, max {f['max']} ns)", "")
-    t.add_row("clock (latency stamps)", res["clock"], "")
+    for line in res["platform"]:
+        t.add_row("platform (shipped defaults)", line, "")
     t.add_row("torn reads", f"{res['torn_reads']} in {res['torture']['reads']} reads "
               f"({res['torture']['states_seen']} states)", "0")
     t.add_row("machine load average (1/5/15 min) at the start",

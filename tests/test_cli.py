@@ -36,6 +36,7 @@ def test_bench_engine_json_has_the_documented_keys():
     for v in res["latency_ns"].values():
         assert 0 < v["p50"] <= v["p99"] <= v["p999"] and v["messages"] > 0
     assert res["torn_reads"] == 0
+    assert any("tsc_clock" in line for line in res["platform"])  # measured as shipped
     floor = res["handoff_floor_ns"]
     assert 0 < floor["p50"] <= floor["p99"] <= floor["p999"] and floor["handoffs"] > 0
     assert set(res["baselines_mups"]) == {"dict_bare", "dict_touch", "dict_best",
