@@ -254,28 +254,69 @@ def is_crossed(px, b, nb, na):
     return nb > 0 and na > 0 and px[b, BID, nb - 1] >= px[b, ASK, na - 1]
 
 
-PREFETCH_AHEAD = 16  # records
+PREFETCH_AHEAD = 24  # records
+DEEP_PREFETCH_DEPTH = 512  # shallower sides are cheap enough to search cold
 
 
 @njit(nogil=True, inline="always")
-def _prefetch_book(hdr, px, sz, data, mask, pos, ahead):
-    """Start loading what the sections a little ahead will touch: the header of the book
-    ``ahead`` records ahead, and the touch levels of the book half as far ahead
-    (whose header the previous call already requested)."""
+def _prefetch_book(hdr, px, sz, data, mask, pos, ahead, stop):
+    """Start loading what the records a little ahead will touch, in three stages so
+    that each stage finds cached what the one before asked for: the header of the book
+    ``ahead`` records ahead; the touch lines (both sides) and the worst level of the
+    record ``2 * ahead / 3`` ahead, whose header is then cached; and, ``ahead / 3``
+    ahead, the deep level a price far from the touch will need (_prefetch_deep).
+    A stage whose record is not in the batch (at or past ``stop``) is skipped: the
+    ring holds nothing there yet."""
     n_books = px.shape[0]
     depth = px.shape[2]
-    far = data[R_BOOK, (pos + ahead) & mask]
-    if 0 <= far < n_books:
-        prefetch(hdr, far * HDR_WORDS)
-    near = data[R_BOOK, (pos + ahead // 2) & mask]
-    if 0 <= near < n_books:
-        h = near * HDR_WORDS
-        for side, field in ((BID, H_NBID), (ASK, H_NASK)):
-            n = hdr[h + field]
-            if 0 < n <= depth:
-                off = (near * 2 + side) * depth + n - 1
-                prefetch(px, off)
-                prefetch(sz, off)
+    if pos + ahead < stop:
+        far = data[R_BOOK, (pos + ahead) & mask]
+        if 0 <= far < n_books:
+            prefetch(hdr, far * HDR_WORDS)
+    if pos + (2 * ahead) // 3 >= stop:
+        return
+    jm = (pos + (2 * ahead) // 3) & mask
+    mid = data[R_BOOK, jm]
+    if 0 <= mid < n_books:
+        if mid != data[R_BOOK, (jm - 1) & mask]:  # once per section, not per record
+            h = mid * HDR_WORDS
+            for side, field in ((BID, H_NBID), (ASK, H_NASK)):
+                n = hdr[h + field]
+                if 0 < n <= depth:
+                    off = (mid * 2 + side) * depth + n - 1
+                    prefetch(px, off)
+                    prefetch(sz, off)
+        ms = data[R_SIDE, jm]
+        if depth >= DEEP_PREFETCH_DEPTH and (ms == BID or ms == ASK):
+            prefetch(px, (mid * 2 + ms) * depth)  # the worst level: deep searches start there
+    if depth >= DEEP_PREFETCH_DEPTH:  # (pos + ahead / 3 < stop: the mid stage was)
+        jn = (pos + ahead // 3) & mask
+        near = data[R_BOOK, jn]
+        side = data[R_SIDE, jn]
+        if 0 <= near < n_books and (side == BID or side == ASK):
+            _prefetch_deep(hdr, px, sz, near, side, data[R_PRICE, jn], depth)
+
+
+@njit(nogil=True, inline="always")
+def _prefetch_deep(hdr, px, sz, b, side, price, depth):
+    """When ``price`` lies deeper than the linear scan reaches, start loading the level
+    the interpolation probe of _search_deep will land on (and its size), so the deep
+    search finds its lines cached instead of missing twice in a row."""
+    n = hdr[b * HDR_WORDS + H_NBID + side]
+    if n <= LINEAR_SCAN or n > depth:
+        return
+    sgn = 1 - 2 * side
+    k0 = (px[b, side, 0] - price) * sgn      # <= 0 when price is not worse than the worst
+    kt = (px[b, side, n - 1] - price) * sgn  # > 0 when the touch is better than price
+    if k0 > 0 or kt <= 0:
+        return
+    g = int((n - 1) * (-k0 / (kt - k0)))
+    if g < n - LINEAR_SCAN:
+        row = (b * 2 + side) * depth
+        prefetch(px, row + n - LINEAR_SCAN)  # where the scan hands over to the search
+        prefetch(px, row + g - DEEP_WINDOW)  # the bracket around the probe
+        prefetch(px, row + g + DEEP_WINDOW)
+        prefetch(sz, row + g)
 
 
 @njit(nogil=True, inline="always")
@@ -288,8 +329,8 @@ def _apply(hdr, px, sz, data, mask, start, stop, hist, stats, ahead, simd):
     track_latency = hist.shape[0] > 0
     pos = start
     while pos < stop:
-        if ahead > 0 and pos + ahead < stop:
-            _prefetch_book(hdr, px, sz, data, mask, pos, ahead)
+        if ahead > 0:
+            _prefetch_book(hdr, px, sz, data, mask, pos, ahead, stop)
         j = pos & mask
         b = data[R_BOOK, j]
         if b < 0 or b >= n_books:
