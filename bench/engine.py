@@ -46,6 +46,7 @@ from engine.writer import Writer
 
 N_BOOKS = 5000
 DEEP_BOOKS = 500  # books in the depth-5000 apply figure
+CACHED_BOOKS = 50  # books in the latency control: a store that stays in cache
 MSG_LEVELS = 8
 MID = 10_000_000
 DEEP_SHARE = 0.05  # share of updates spread uniformly over the whole depth
@@ -338,7 +339,7 @@ def _stamp_and_push(ctl, data, src, start, n):
 
 
 def measure_latency(rate: int, seconds: float, depth: int = 200,
-                    burst_sleep_us: int = 200) -> dict[str, float]:
+                    burst_sleep_us: int = 200, n_books: int = N_BOOKS) -> dict[str, float]:
     """Offered ``rate`` level updates/s from a Python producer (8-level messages) through
     a ring into a writer thread; enqueue -> visible-to-readers latency per message.
 
@@ -346,14 +347,17 @@ def measure_latency(rate: int, seconds: float, depth: int = 200,
     connector's event loop does between socket reads (frames arrive in bursts).  A
     producer that busy-waits instead keeps both cores of a 2-core machine busy, and
     every other task on the machine then preempts the writer: measured here, that moves
-    p99.9 from ~12 us to ~1.5 ms (``burst_sleep_us=0`` shows it)."""
-    store = BookStore(N_BOOKS, depth)
+    p99.9 from ~12 us to ~1.5 ms (``burst_sleep_us=0`` shows it).
+
+    ``n_books`` small enough for the books to stay in cache (the run's control) shows
+    what the same path costs without the cache misses of a 5000-book store."""
+    store = BookStore(n_books, depth)
     stats = np.zeros(S_WORDS, np.int64)
-    snap, mask = _as_ring_block(snapshot_block(N_BOOKS, depth))
-    apply_records(store.hdr, store.px, store.sz, snap, mask, 0, N_BOOKS * 2 * depth,
+    snap, mask = _as_ring_block(snapshot_block(n_books, depth))
+    apply_records(store.hdr, store.px, store.sz, snap, mask, 0, n_books * 2 * depth,
                   NO_HIST, stats)
     n_msgs = int(rate * seconds) // MSG_LEVELS
-    stream = update_stream(N_BOOKS, depth, n_msgs * MSG_LEVELS, seed=rate)
+    stream = update_stream(n_books, depth, n_msgs * MSG_LEVELS, seed=rate)
     pool = RingPool(1, 1 << 16)
     ctl, data = pool.ctl[0], pool.data[0]
     _stamp_and_push(ctl, data, stream, 0, 0)
@@ -495,6 +499,8 @@ def run(quick: bool = False) -> dict:
     reads = measure_reads()
     secs = 0.3 if quick else 2.0
     lat = {str(rate): measure_latency(rate, secs) for rate in (100_000, 500_000, 1_000_000)}
+    # the control: the same path and load over CACHED_BOOKS books that stay in cache
+    cached = measure_latency(500_000, secs, n_books=CACHED_BOOKS)
     floor = measure_handoff_floor(0.3 if quick else 2.0)
     torn = measure_torn_reads(0.5 if quick else 2.0)
     return {
@@ -512,6 +518,7 @@ def run(quick: bool = False) -> dict:
                                        for k, v in base.items()},
         "read_ns": reads,
         "latency_ns": lat,
+        "latency_cached_books_ns": {"books": CACHED_BOOKS, "500000": cached},
         "handoff_floor_ns": floor,
         "platform": [r.line() for r in platform.reports()],
         "torn_reads": torn["torn"],
@@ -554,6 +561,10 @@ def print_table(res: dict, console) -> None:
                   f"writer preempted {v['writer_preempted']}x, parked "
                   f"{v.get('writer_parks', -1)}x)",
                   "p99 <= 2000, p99.9 <= 20000 @500K" if rate == "500000" else "")
+    c = res["latency_cached_books_ns"]
+    v = c["500000"]
+    t.add_row(f"control: latency @ 500K, {c['books']} books (in cache)",
+              f"p50 {v['p50']} / p99 {v['p99']} / p99.9 {v['p999']} ns", "")
     f = res["handoff_floor_ns"]
     t.add_row("floor: one cache line between two spinning threads (half a round trip)",
               f"p50 {f['p50']} / p99 {f['p99']} / p99.9 {f['p999']} ns "

@@ -37,6 +37,8 @@ def test_bench_engine_json_has_the_documented_keys():
         assert 0 < v["p50"] <= v["p99"] <= v["p999"] and v["messages"] > 0
     assert res["torn_reads"] == 0
     assert any("tsc_clock" in line for line in res["platform"])  # measured as shipped
+    ctl = res["latency_cached_books_ns"]["500000"]
+    assert 0 < ctl["p50"] <= ctl["p99"] and ctl["messages"] > 0
     floor = res["handoff_floor_ns"]
     assert 0 < floor["p50"] <= floor["p99"] <= floor["p999"] and floor["handoffs"] > 0
     assert set(res["baselines_mups"]) == {"dict_bare", "dict_touch", "dict_best",
