@@ -68,10 +68,18 @@ def test_readers_attach_detach_and_crash_while_the_writer_runs(shm_dir):
             r.send_signal(signal.SIGKILL)
             r.wait(10)
         seen = set()
-        for _ in range(50):  # attach, read, detach, in this process
+        attaches = 0
+        deadline = time.monotonic() + 10.0
+        # attach, read, detach in this process, at least 50 times and until book 0 has
+        # been seen to move: 50 quick attaches can all fall inside one scheduler slice
+        # in which the writer process (two spinning threads) has no core on 2 vCPUs
+        while attaches < 50 or (len(seen) < 2 and time.monotonic() < deadline):
             with shm.attach("churn") as seg:
                 seen.add(seg.book(0).top(1, exact=True).seq)
                 assert seg.writer().state == "running"
+            attaches += 1
+            if attaches >= 50:
+                time.sleep(0.001)
         assert len(seen) > 1, "the books must be moving while readers come and go"
     finally:
         w = _result(writer)
