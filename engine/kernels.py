@@ -265,17 +265,22 @@ def _prefetch_book(hdr, px, sz, data, mask, pos, ahead, stop):
     ``ahead`` records ahead; the touch lines (both sides) and the worst level of the
     record ``2 * ahead / 3`` ahead, whose header is then cached; and, ``ahead / 3``
     ahead, the deep level a price far from the touch will need (_prefetch_deep).
-    A stage whose record is not in the batch (at or past ``stop``) is skipped: the
-    ring holds nothing there yet."""
+    The ring holds nothing at or past ``stop``: in a short batch (a writer that keeps
+    up sees one or two messages at a time) the first two stages aim at the batch's
+    last record instead, so the next message's book is on its way while this one is
+    applied, and the deep stage waits for a full batch."""
     n_books = px.shape[0]
     depth = px.shape[2]
-    if pos + ahead < stop:
-        far = data[R_BOOK, (pos + ahead) & mask]
-        if 0 <= far < n_books:
-            prefetch(hdr, far * HDR_WORDS)
-    if pos + (2 * ahead) // 3 >= stop:
-        return
-    jm = (pos + (2 * ahead) // 3) & mask
+    fpos = pos + ahead
+    if fpos >= stop:  # a short batch: at least the header of its last record's book
+        fpos = stop - 1
+    far = data[R_BOOK, fpos & mask]
+    if 0 <= far < n_books:
+        prefetch(hdr, far * HDR_WORDS)
+    mpos = pos + (2 * ahead) // 3
+    if mpos >= stop:
+        mpos = stop - 1
+    jm = mpos & mask
     mid = data[R_BOOK, jm]
     if 0 <= mid < n_books:
         if mid != data[R_BOOK, (jm - 1) & mask]:  # once per section, not per record
@@ -289,7 +294,7 @@ def _prefetch_book(hdr, px, sz, data, mask, pos, ahead, stop):
         ms = data[R_SIDE, jm]
         if depth >= DEEP_PREFETCH_DEPTH and (ms == BID or ms == ASK):
             prefetch(px, (mid * 2 + ms) * depth)  # the worst level: deep searches start there
-    if depth >= DEEP_PREFETCH_DEPTH:  # (pos + ahead / 3 < stop: the mid stage was)
+    if depth >= DEEP_PREFETCH_DEPTH and pos + ahead // 3 < stop:
         jn = (pos + ahead // 3) & mask
         near = data[R_BOOK, jn]
         side = data[R_SIDE, jn]
