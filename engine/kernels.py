@@ -268,7 +268,8 @@ def _prefetch_book(hdr, px, sz, data, mask, pos, ahead, stop):
     The ring holds nothing at or past ``stop``: in a short batch (a writer that keeps
     up sees one or two messages at a time) the first two stages aim at the batch's
     last record instead, so the next message's book is on its way while this one is
-    applied, and the deep stage waits for a full batch."""
+    applied, and the deep stage waits for a full batch.  No stage reads a record
+    before ``pos``: the producer may be reusing those slots."""
     n_books = px.shape[0]
     depth = px.shape[2]
     fpos = pos + ahead
@@ -282,7 +283,7 @@ def _prefetch_book(hdr, px, sz, data, mask, pos, ahead, stop):
         mpos = stop - 1
     jm = mpos & mask
     mid = data[R_BOOK, jm]
-    if 0 <= mid < n_books:
+    if mpos > pos and 0 <= mid < n_books:  # (so jm - 1 is still in the batch)
         if mid != data[R_BOOK, (jm - 1) & mask]:  # once per section, not per record
             h = mid * HDR_WORDS
             for side, field in ((BID, H_NBID), (ASK, H_NASK)):
