@@ -265,6 +265,8 @@ def _prefetch_book(hdr, px, sz, data, mask, pos, ahead, stop):
     ``ahead`` records ahead; the touch lines (both sides) and the worst level of the
     record ``2 * ahead / 3`` ahead, whose header is then cached; and, ``ahead / 3``
     ahead, the deep level a price far from the touch will need (_prefetch_deep).
+    Called once per section (at its first record), not per record: running the deep
+    stage for every record of the next message measured 20 to 25 % slower.
     The ring holds nothing at or past ``stop``: in a short batch (a writer that keeps
     up sees one or two messages at a time) the first two stages aim at the batch's
     last record instead, so the next message's book is on its way while this one is
