@@ -531,6 +531,7 @@ def run(quick: bool = False) -> dict:
 
 
 def print_table(res: dict, console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title="hftbook bench engine (5000 books, 8-level messages)")
@@ -571,8 +572,8 @@ def print_table(res: dict, console) -> None:
     t.add_row("floor: one cache line between two spinning threads (half a round trip)",
               f"p50 {f['p50']} / p99 {f['p99']} / p99.9 {f['p999']} ns "
               f"({f['handoffs']} handoffs, max {f['max']} ns)", "")
-    for line in res["platform"]:
-        t.add_row("platform (shipped defaults; store of the depth-1000 run)", line, "")
+    for line in res["platform"]:  # "[on ]", "[madvise]": text, not Rich markup
+        t.add_row("platform (shipped defaults; store of the depth-1000 run)", escape(line), "")
     t.add_row("torn reads", f"{res['torn_reads']} in {res['torture']['reads']} reads "
               f"({res['torture']['states_seen']} states)", "0")
     t.add_row("machine load average (1/5/15 min) at the start",

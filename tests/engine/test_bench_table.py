@@ -1,0 +1,25 @@
+"""`hftbook bench engine` prints the platform report lines as text: their brackets
+("[on ]", "THP mode [madvise]") must not be eaten as Rich markup."""
+
+import io
+
+from rich.console import Console
+
+from bench import engine as be
+
+
+def test_platform_lines_print_verbatim():
+    lat = {"p50": 1, "p99": 2, "p999": 3, "max": 4, "achieved_ups": 5, "ring_full": 0,
+           "writer_preempted": 0, "writer_parks": 0}
+    res = {"apply_mups": {"1000": 1.0}, "apply_deep_mups": {}, "apply_wall_mups": {"1000": 1.0},
+           "apply_5000_books": 500, "books": 5000, "baselines_mups": {},
+           "apply_vs_baselines_at_1000": {}, "read_ns": {}, "latency_ns": {"500000": lat},
+           "latency_cached_books_ns": {"books": 50, "500000": lat},
+           "handoff_floor_ns": {"p50": 1, "p99": 2, "p999": 3, "handoffs": 4, "max": 5},
+           "platform": ["[on ] huge_pages: transparent (THP mode [madvise])  [asked: auto]"],
+           "torn_reads": 0, "torture": {"reads": 1, "states_seen": 1},
+           "load_average": [1.0, 1.0, 1.0]}
+    out = io.StringIO()
+    be.print_table(res, Console(file=out, width=250))
+    text = out.getvalue()
+    assert "[on ] huge_pages: transparent (THP mode [madvise])  [asked: auto]" in text
