@@ -569,6 +569,7 @@ def _change(r: dict) -> str:
 
 
 def print_table(res: dict, console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"hftbook bench platform ({res['cpus']} CPUs, THP mode {res['thp']}, "
@@ -577,7 +578,7 @@ def print_table(res: dict, console) -> None:
         t.add_column(c, justify="right" if c in ("off", "on", "on/off") else "left",
                      overflow="fold")
     for r in res["rows"]:
-        t.add_row(r["technique"], r["metric"], _fmt(r["off"]), _fmt(r["on"]), _change(r),
-                  r["unit"], r["note"])
+        t.add_row(escape(r["technique"]), escape(r["metric"]), _fmt(r["off"]), _fmt(r["on"]),
+                  _change(r), r["unit"], escape(r["note"]))  # notes quote "[madvise]" etc.
     console.print(t)
 
