@@ -41,21 +41,29 @@ def best(hdr, px, sz, book, side):
             return p, q, n > 0
 
 
+@njit(nogil=True, inline="always")
+def _touch(hdr, px, sz, book):
+    """(bid px, bid size, ask px, ask size, nbid, nask), zeros for an empty side; plain
+    loads, to be made inside a read section."""
+    h = book * HDR_WORDS
+    nb = hdr[h + H_NBID]
+    na = hdr[h + H_NASK]
+    bp = bq = ap = aq = 0
+    if nb > 0:
+        bp = px[book, BID, nb - 1]
+        bq = sz[book, BID, nb - 1]
+    if na > 0:
+        ap = px[book, ASK, na - 1]
+        aq = sz[book, ASK, na - 1]
+    return bp, bq, ap, aq, nb, na
+
+
 @njit(nogil=True, cache=True)
 def bbo(hdr, px, sz, book):
     """(bid px, bid size, ask px, ask size, nbid, nask) read in one section."""
-    h = book * HDR_WORDS
     while True:
         s = read_begin(hdr, book)
-        nb = hdr[h + H_NBID]
-        na = hdr[h + H_NASK]
-        bp = bq = ap = aq = 0
-        if nb > 0:
-            bp = px[book, BID, nb - 1]
-            bq = sz[book, BID, nb - 1]
-        if na > 0:
-            ap = px[book, ASK, na - 1]
-            aq = sz[book, ASK, na - 1]
+        bp, bq, ap, aq, nb, na = _touch(hdr, px, sz, book)
         if read_valid(hdr, book, s):
             return bp, bq, ap, aq, nb, na
 
@@ -161,15 +169,7 @@ def bbo_status(hdr, px, sz, book):
     h = book * HDR_WORDS
     while True:
         s = read_begin(hdr, book)
-        nb = hdr[h + H_NBID]
-        na = hdr[h + H_NASK]
-        bp = bq = ap = aq = 0
-        if nb > 0:
-            bp = px[book, BID, nb - 1]
-            bq = sz[book, BID, nb - 1]
-        if na > 0:
-            ap = px[book, ASK, na - 1]
-            aq = sz[book, ASK, na - 1]
+        bp, bq, ap, aq, nb, na = _touch(hdr, px, sz, book)
         status = hdr[h + H_STATUS]
         recv = hdr[h + H_RECV_TS]
         if read_valid(hdr, book, s):
