@@ -364,23 +364,10 @@ def measure_latency(rate: int, seconds: float, depth: int = 200,
     writer = Writer(store, pool, [0], batch=64).start()
     time.sleep(0.1)
     writer.hist[:] = 0
-    switches0 = _involuntary_switches(writer.native_id)
+    switches0 = involuntary_switches(writer.native_id)
     idle0 = writer.counters()
-    interval = MSG_LEVELS * 1e9 / rate
-    full = 0
-    clock = time.perf_counter_ns
-    t0 = clock()
-    m = 0
-    while m < n_msgs:
-        now = clock()
-        while m < n_msgs and t0 + m * interval <= now:
-            while not _stamp_and_push(ctl, data, stream, m * MSG_LEVELS, MSG_LEVELS):
-                full += 1
-            m += 1
-        if burst_sleep_us:
-            time.sleep(burst_sleep_us / 1e6)
-    elapsed = (clock() - t0) / 1e9
-    switches = _involuntary_switches(writer.native_id) - switches0
+    full, elapsed = paced_push(ctl, data, stream, n_msgs, rate, burst_sleep_us)
+    switches = involuntary_switches(writer.native_id) - switches0
     idle = writer.counters()
     writer.stop()
     pct = percentiles(writer.hist)
@@ -444,7 +431,30 @@ def measure_handoff_floor(seconds: float) -> dict[str, float]:
             "max": round(float(one_way.max())), "handoffs": int(2 * n)}
 
 
-def _involuntary_switches(tid: int | None) -> int:
+def paced_push(ctl, data, stream, n_msgs: int, rate: int,
+               burst_sleep_us: int = 200) -> tuple[int, float]:
+    """The latency benchmarks' producer: push the 8-level messages of ``stream`` into
+    the ring at ``rate`` level updates/s, every message that is due at once, then sleep
+    ``burst_sleep_us`` (a connector's event loop between socket reads).  Returns the
+    pushes refused because the ring was full (each retried at once) and the seconds
+    the pushing took."""
+    interval = MSG_LEVELS * 1e9 / rate
+    full = 0
+    clock = time.perf_counter_ns
+    t0 = clock()
+    m = 0
+    while m < n_msgs:
+        now = clock()
+        while m < n_msgs and t0 + m * interval <= now:
+            while not _stamp_and_push(ctl, data, stream, m * MSG_LEVELS, MSG_LEVELS):
+                full += 1
+            m += 1
+        if burst_sleep_us:
+            time.sleep(burst_sleep_us / 1e6)
+    return full, (clock() - t0) / 1e9
+
+
+def involuntary_switches(tid: int | None) -> int:
     """Times the OS preempted thread ``tid`` (Linux); -1 where unknown.  Each one parks
     the queued messages for a scheduler slice: the usual cause of the p99.9 tail."""
     try:

@@ -30,8 +30,9 @@ from bench.engine import (
     N_BOOKS,
     NO_HIST,
     _as_ring_block,
-    _involuntary_switches,
     _stamp_and_push,
+    involuntary_switches,
+    paced_push,
     snapshot_block,
     update_stream,
 )
@@ -390,19 +391,9 @@ def _latency(rate: int, seconds: float, settings: P.Settings | None, spin: int,
         writer = Writer(store, pool, [0], batch=64, spin=spin).start()
         time.sleep(0.1)
         writer.hist[:] = 0
-        sw0 = _involuntary_switches(writer.native_id)
-        interval = MSG_LEVELS * 1e9 / rate
-        clock = time.perf_counter_ns
-        t0 = clock()
-        m = 0
-        while m < n_msgs:
-            now = clock()
-            while m < n_msgs and t0 + m * interval <= now:
-                while not _stamp_and_push(ctl, data, stream, m * MSG_LEVELS, MSG_LEVELS):
-                    pass
-                m += 1
-            time.sleep(200e-6)
-        sw = _involuntary_switches(writer.native_id) - sw0
+        sw0 = involuntary_switches(writer.native_id)
+        paced_push(ctl, data, stream, n_msgs, rate)
+        sw = involuntary_switches(writer.native_id) - sw0
         writer.stop()
     finally:
         hog.kill()

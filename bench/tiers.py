@@ -29,6 +29,7 @@ import time
 import numpy as np
 from numba import njit
 
+from bench.engine import involuntary_switches
 from engine.atomics import monotonic_ns
 from engine.classify import COLD, HOT, TIER_NAMES
 from engine.constants import (
@@ -145,17 +146,6 @@ def push_due(ctl, buf, off, cap, cdf, perm, route, seqs, st, t0, interval_ns, no
     return pushed
 
 
-def _involuntary_switches(tid: int | None) -> int:
-    try:
-        with open(f"/proc/self/task/{tid}/status") as f:
-            for line in f:
-                if line.startswith("nonvoluntary_ctxt_switches"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
-
-
 def _tier_of_workers(engine) -> list[str]:
     return [TIER_NAMES[w.tier] for w in engine.workers]
 
@@ -244,7 +234,7 @@ def run_load(load: int, mode: str, warm: float, measure: float, interval: float,
                     "records": [c["records"] for c in engine.counters()],
                     "steals": sum(c["steals"] for c in engine.counters()),
                     "moves": engine.moves_total,
-                    "switches": [_involuntary_switches(t) for t in hot_ids]}
+                    "switches": [involuntary_switches(t) for t in hot_ids]}
         if not shift_done and now >= t_shift:   # cold books take the hottest ranks
             top = perm[:SHIFT_BOOKS].copy()
             perm[:SHIFT_BOOKS] = shifted
@@ -271,7 +261,7 @@ def run_load(load: int, mode: str, warm: float, measure: float, interval: float,
     t_stop = time.monotonic_ns()
     elapsed = (t_stop - base["t"]) / 1e9
     counters = engine.counters()
-    switches = [_involuntary_switches(t) for t in hot_ids]
+    switches = [involuntary_switches(t) for t in hot_ids]
     hists = [w.hist.copy() - h0 for w, h0 in zip(workers, base_hist)]
     moves = engine.moves_total - base["moves"]
     tier_counts = {name: int((engine.tier == t).sum()) for t, name in enumerate(TIER_NAMES)}
