@@ -44,11 +44,11 @@ from pathlib import Path
 
 import orjson
 from aiohttp import web
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from connectors.recorded import Frame, HttpResponse, Session, load_session, session_events
-from simulator.venue import HOST, SocketFaults
+from simulator.venue import LoopbackServers, SocketFaults
 
 log = logging.getLogger("hftbook.simulator")
 
@@ -671,7 +671,7 @@ class _Stream:
         self.frames_sent = 0
 
 
-class RecordedVenue(SocketFaults):
+class RecordedVenue(SocketFaults, LoopbackServers):
     """Serves ``recording`` from ``directory`` as exchange ``exchange``'s venue.
     ``depth``: the levels the client keeps per side (the venue's own books are cut the
     same way).  ``speed``: times the recorded pace; 0 is as fast as possible.
@@ -742,20 +742,8 @@ class RecordedVenue(SocketFaults):
                        "stalls": 0}
         self._stall_until = 0.0
         self._last_loops = 0
-        self._ws_server = None
-        self._runner: web.AppRunner | None = None
-        self.ws_port = 0
-        self.http_port = 0
 
     # -- what the runner and the tests read ------------------------------------------------
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{HOST}:{self.ws_port}"
-
-    @property
-    def rest_url(self) -> str:
-        return f"http://{HOST}:{self.http_port}"
-
     @property
     def loops(self) -> int:
         """Loop boundaries the newest client has passed (kept after it disconnects)."""
@@ -781,26 +769,14 @@ class RecordedVenue(SocketFaults):
 
     # -- servers ------------------------------------------------------------------------
     async def start(self) -> RecordedVenue:
-        self._ws_server = await serve(self._handler, HOST, 0, max_size=2**24)
-        self.ws_port = self._ws_server.sockets[0].getsockname()[1]
-        app = web.Application()
-        app.router.add_route("GET", "/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, 0)
-        await site.start()
-        self.http_port = site._server.sockets[0].getsockname()[1]
+        await self._start_servers([web.route("GET", "/{tail:.*}", self._rest)])
         log.info("%s recorded venue (%s, %d frames, %d symbols): %s %s", self.exchange,
                  self.recording, len(self.frames), len(self.symbols), self.ws_url,
                  self.rest_url)
         return self
 
     async def stop(self) -> None:
-        if self._ws_server:
-            self._ws_server.close()
-            await self._ws_server.wait_closed()
-        if self._runner:
-            await self._runner.cleanup()
+        await self._stop_servers()
 
     async def _rest(self, request: web.Request) -> web.Response:
         if not self.streams:

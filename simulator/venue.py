@@ -61,7 +61,47 @@ class SocketFaults:
         self._stall_until = time.monotonic() + seconds
 
 
-class Venue(SocketFaults):
+class LoopbackServers:
+    """The two servers every simulated venue runs on 127.0.0.1, on ports the OS picks:
+    a websocket server (one ``_handler(ws)`` call per connection, which the venue
+    provides) and an HTTP server with the venue's routes."""
+
+    _ws_server = None
+    _runner: web.AppRunner | None = None
+    ws_port = 0
+    http_port = 0
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        raise NotImplementedError
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{HOST}:{self.ws_port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{HOST}:{self.http_port}"
+
+    async def _start_servers(self, routes: list) -> None:
+        self._ws_server = await serve(self._handler, HOST, 0, max_size=2**24)
+        self.ws_port = self._ws_server.sockets[0].getsockname()[1]
+        app = web.Application()
+        app.add_routes(routes)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, HOST, 0)
+        await site.start()
+        self.http_port = site._server.sockets[0].getsockname()[1]
+
+    async def _stop_servers(self) -> None:
+        if self._ws_server:
+            self._ws_server.close()
+            await self._ws_server.wait_closed()
+        if self._runner:
+            await self._runner.cleanup()
+
+
+class Venue(SocketFaults, LoopbackServers):
     name = ""
     price_decimals = 2
     size_decimals = 3
@@ -89,11 +129,7 @@ class Venue(SocketFaults):
         self._corrupt: dict[str, int] = {}
         self._stall_until = 0.0
         self._acc = dict.fromkeys(self.symbols, 0.0)
-        self._ws_server = None
-        self._runner: web.AppRunner | None = None
         self._flow: asyncio.Task | None = None
-        self.ws_port = 0
-        self.http_port = 0
 
     # -- protocol hooks ------------------------------------------------------------------
     async def on_client_message(self, client: Client, text: str) -> None:
@@ -142,14 +178,6 @@ class Venue(SocketFaults):
                 "asks": [[fmt(p, self.price_decimals, False), fmt(q, self.size_decimals, False)]
                          for p, q in b.top(1, 10**9)]}
 
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{HOST}:{self.ws_port}"
-
-    @property
-    def rest_url(self) -> str:
-        return f"http://{HOST}:{self.http_port}"
-
     # -- faults --------------------------------------------------------------------------
     def drop_next(self, symbol: str, n: int = 1) -> None:
         self._drop[symbol] = self._drop.get(symbol, 0) + n
@@ -169,15 +197,7 @@ class Venue(SocketFaults):
 
     # -- servers -------------------------------------------------------------------------
     async def start(self) -> Venue:
-        self._ws_server = await serve(self._handler, HOST, 0, max_size=2**24)
-        self.ws_port = self._ws_server.sockets[0].getsockname()[1]
-        app = web.Application()
-        app.add_routes(self.routes())
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, 0)
-        await site.start()
-        self.http_port = site._server.sockets[0].getsockname()[1]
+        await self._start_servers(self.routes())
         self._flow = asyncio.ensure_future(self._flow_loop())
         log.info("%s simulator: %s  %s", self.name, self.ws_url, self.rest_url)
         return self
@@ -187,11 +207,7 @@ class Venue(SocketFaults):
             self._flow.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flow
-        if self._ws_server:
-            self._ws_server.close()
-            await self._ws_server.wait_closed()
-        if self._runner:
-            await self._runner.cleanup()
+        await self._stop_servers()
 
     async def _handler(self, ws: ServerConnection) -> None:
         client = Client(ws)
