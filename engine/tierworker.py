@@ -20,11 +20,9 @@ from __future__ import annotations
 from numba import njit
 
 from engine.atomics import (
-    cpu_relax,
     load_acquire,
     load_relaxed,
     monotonic_ns,
-    sched_yield,
     sleep_us,
     store_relaxed,
     store_release,
@@ -34,6 +32,7 @@ from engine.handoff import claim, owned_idle_by, release, take
 from engine.histogram import hist_record
 from engine.queues import queue_data
 from engine.ring import C_HEAD, C_OWNER, C_TAIL, ring_consume
+from engine.writer import idle_step
 
 # worker control rows: int64[n_workers, T_WORDS]; each group on its own cache line
 T_WORDS = 32
@@ -41,7 +40,7 @@ T_STOP = 0            # line 0, written by Python: 1 = drain and stop
 T_IN_HEAD = 8         # line 1, written by the mover: inbox head
 T_RUNNING = 16        # lines 2-3, written by the worker
 T_LOOPS = 17
-T_SPINS = 18
+T_SPINS = 18          # idle polls spun, yielded, parked: consecutive (idle_step)
 T_YIELDS = 19
 T_PARKS = 20
 T_RECORDS = 21        # records consumed
@@ -207,13 +206,5 @@ def run_tier_worker(w, wctl, lists, inbox, ctl, buf, off, cap, hdr, px, sz, batc
         if stop:
             break
         idle += 1
-        if idle <= spin:
-            row[T_SPINS] += 1
-            cpu_relax()
-        elif idle <= spin + yields:
-            row[T_YIELDS] += 1
-            sched_yield()
-        else:
-            row[T_PARKS] += 1
-            sleep_us(park_us)
+        idle_step(row, T_SPINS, idle, spin, yields, park_us)  # the writers' idle policy
     store_relaxed(row, T_RUNNING, 0)

@@ -32,11 +32,26 @@ W_WORDS = 24
 W_STOP = 0            # set to 1 to stop after draining
 W_RUNNING = 8         # 1 while inside the loop
 W_LOOPS = 9           # polls
-W_IDLE_SPINS = 10
-W_YIELDS = 11
+W_IDLE_SPINS = 10     # idle polls spun, yielded, parked: three consecutive words
+W_YIELDS = 11         # (idle_step counts them by offset)
 W_PARKS = 12
 W_RECORDS = 13        # records consumed
 W_HEARTBEAT = 16      # bumped every poll: readers can tell the writer is alive
+
+
+@njit(nogil=True, inline="always")
+def idle_step(ctr, first, idle, spin, yields, park_us):
+    """The ``idle``-th empty poll in a row under the idle policy above (spin, then
+    yield, then park), counted in ctr[first], ctr[first + 1] or ctr[first + 2]."""
+    if idle <= spin:
+        ctr[first] += 1
+        cpu_relax()
+    elif idle <= spin + yields:
+        ctr[first + 1] += 1
+        sched_yield()
+    else:
+        ctr[first + 2] += 1
+        sleep_us(park_us)
 
 
 @njit(nogil=True, cache=True)
@@ -61,15 +76,7 @@ def run_writer(wctl, owned, ring_ctl, ring_data, hdr, px, sz, batch, spin, yield
         if stop:
             break
         idle += 1
-        if idle <= spin:
-            wctl[W_IDLE_SPINS] += 1
-            cpu_relax()
-        elif idle <= spin + yields:
-            wctl[W_YIELDS] += 1
-            sched_yield()
-        else:
-            wctl[W_PARKS] += 1
-            sleep_us(park_us)
+        idle_step(wctl, W_IDLE_SPINS, idle, spin, yields, park_us)
     store_relaxed(wctl, W_RUNNING, 0)
 
 
