@@ -16,7 +16,7 @@ ever see whole messages.
 import numpy as np
 from numba import njit
 
-from engine.atomics import memmove, prefetch
+from engine.atomics import borrowed_flat, memmove, prefetch
 from engine.checksum import book_checksum, checksum_matches
 from engine.constants import (
     ASK,
@@ -93,9 +93,9 @@ def _better(a, b, side):
 
 
 @njit(nogil=True, inline="always")
-def _find_scan(p, n, price, side):
+def _find_scan(p, o, n, price, side):
     """Index of the first level from the touch that is not better than ``price``
-    (the best level is p[n-1]); -1 when every held level is better.  Scans down
+    (the best level is p[o+n-1]); -1 when every held level is better.  Scans down
     from the touch, then binary-searches the deep levels.  (The vectorised count of
     _find_simd measured 13 to 37 % slower on the benchmark mix: README "Design".)"""
     i = n - 1
@@ -103,17 +103,18 @@ def _find_scan(p, n, price, side):
     if stop < 0:
         stop = 0
     sgn = 1 - 2 * side  # +1 bids, -1 asks: "better" is (p - price) * sgn > 0
-    while i >= stop and (p[i] - price) * sgn > 0:
+    while i >= stop and (p[o + i] - price) * sgn > 0:
         i -= 1
     if i >= stop or i < 0:
         return i
-    return _search_deep(p, stop, price, sgn)  # p[stop] is known to be better
+    return _search_deep(p, o, stop, price, sgn)  # p[o+stop] is known to be better
 
 
 @njit(nogil=True, inline="always")
 def _count_better(p, lo, count, price, side):
-    """How many of p[lo:lo+count] are better than ``price``: a branch-free compare
-    and sum that LLVM turns into vector compares (see bench/kernel_techniques.py)."""
+    """How many of p[lo:lo+count] (flat indices) are better than ``price``: a
+    branch-free compare and sum that LLVM turns into vector compares (see
+    bench/kernel_techniques.py)."""
     c = 0
     base = np.uint64(lo)
     if side == BID:
@@ -126,7 +127,7 @@ def _count_better(p, lo, count, price, side):
 
 
 @njit(nogil=True, inline="always")
-def _find_simd(p, n, price, side):
+def _find_simd(p, o, n, price, side):
     """As _find_scan, but past the first SIMD_HEAD levels (checked one by one: most
     updates stop there) the next SIMD_WINDOW levels are counted at once (the better
     levels of a sorted side are a suffix, so their count gives the index) instead of
@@ -136,42 +137,42 @@ def _find_simd(p, n, price, side):
     head = n - SIMD_HEAD
     if head < 0:
         head = 0
-    while i >= head and (p[i] - price) * sgn > 0:
+    while i >= head and (p[o + i] - price) * sgn > 0:
         i -= 1
     if i >= head or i < 0:
         return i
-    lo = head - SIMD_WINDOW  # p[head:] are all better; count p[lo:head]
+    lo = head - SIMD_WINDOW  # p[o+head:] are all better; count p[o+lo:o+head]
     if lo < 0:
         lo = 0
-    c = _count_better(p, lo, head - lo, price, side)
+    c = _count_better(p, o + lo, head - lo, price, side)
     if c < head - lo or lo == 0:
         return head - 1 - c
-    return _search_deep(p, lo, price, sgn)  # p[lo] is known to be better
+    return _search_deep(p, o, lo, price, sgn)  # p[o+lo] is known to be better
 
 
 @njit(nogil=True, inline="always")
-def _search_deep(p, i, price, sgn):
-    """Last index in [0, i) whose level is not better than ``price``, knowing p[i] is
-    better; -1 if none.  key(k) = (p[k] - price) * sgn grows with k.  An interpolation
+def _search_deep(p, o, i, price, sgn):
+    """Last index in [0, i) whose level is not better than ``price``, knowing p[o+i] is
+    better; -1 if none.  key(k) = (p[o+k] - price) * sgn grows with k.  An interpolation
     probe between p[0] and p[i] narrows the bracket to a few levels on evenly spaced
     books (one or two cache lines instead of ~log2(depth) cold probes), then a
     binary search finishes; uneven books just fall back to the binary search."""
-    k0 = (p[0] - price) * sgn
+    k0 = (p[o] - price) * sgn
     if k0 > 0:
         return -1
-    ki = (p[i] - price) * sgn
+    ki = (p[o + i] - price) * sgn
     g = int(i * (-k0 / (ki - k0)))  # estimated crossing; float: no int64 overflow
     lo = 1   # first index with key > 0 lies in [lo, hi]; key(0) <= 0, key(i) > 0
     hi = i
     a = g - DEEP_WINDOW
     b = g + DEEP_WINDOW
-    if 0 < a < i and (p[a] - price) * sgn <= 0:
+    if 0 < a < i and (p[o + a] - price) * sgn <= 0:
         lo = a + 1
-    if lo <= b < hi and (p[b] - price) * sgn > 0:
+    if lo <= b < hi and (p[o + b] - price) * sgn > 0:
         hi = b
     while lo < hi:
         mid = (lo + hi) >> 1
-        if (p[mid] - price) * sgn > 0:
+        if (p[o + mid] - price) * sgn > 0:
             hi = mid
         else:
             lo = mid + 1
@@ -183,7 +184,7 @@ SHORT_SHIFT = 8  # below this many levels a plain loop beats a memmove call
 
 @njit(nogil=True, inline="always")
 def _shift(p, q, dst, src, count):
-    """Move ``count`` levels from index src to dst (overlapping) in both rows."""
+    """Move ``count`` levels from flat index src to dst (overlapping) in both arrays."""
     if count <= 0:
         return
     if count < SHORT_SHIFT:
@@ -201,52 +202,56 @@ def _shift(p, q, dst, src, count):
 
 
 @njit(nogil=True, inline="always")
-def _set_level(p, q, n, depth, price, size, side, simd):
+def _set_level(p, q, o, n, depth, price, size, side, simd):
     """Set (size > 0) or delete (size == 0) one level of a side holding ``n`` levels.
 
-    ``p``/``q`` are the side's price and size rows.  Returns (new n, outcome).
-    ``simd`` (a compile-time constant at every call site) picks the search."""
+    ``p``/``q`` are flat price and size arrays and the side's levels are p[o:o+n]
+    (the kernel passes the whole store flattened, as views Numba does not count
+    references to, and the side's row offset: slicing a row per update cost two
+    atomic increments and two decrements per update, see borrowed_flat).
+    Returns (new n, outcome).  ``simd`` (a compile-time constant at every call site)
+    picks the search."""
     if simd:
-        i = _find_simd(p, n, price, side)
+        i = _find_simd(p, o, n, price, side)
     else:
-        i = _find_scan(p, n, price, side)
-    if i >= 0 and p[i] == price:
+        i = _find_scan(p, o, n, price, side)
+    if i >= 0 and p[o + i] == price:
         if size != 0:
-            q[i] = size
+            q[o + i] = size
             return n, SET_OK
-        _shift(p, q, i, i + 1, n - 1 - i)  # delete: close the gap towards the touch
+        _shift(p, q, o + i, o + i + 1, n - 1 - i)  # delete: close the gap towards the touch
         return n - 1, SET_OK
     if size == 0:
         return n, SET_ABSENT_DELETE
     if n < depth:  # insert at i + 1, shifting the better levels up
-        _shift(p, q, i + 2, i + 1, n - 1 - i)
-        p[i + 1] = price
-        q[i + 1] = size
+        _shift(p, q, o + i + 2, o + i + 1, n - 1 - i)
+        p[o + i + 1] = price
+        q[o + i + 1] = size
         return n + 1, SET_OK
     if i < 0:  # full and worse than every held level
         return n, SET_DEPTH_DROP
-    _shift(p, q, 0, 1, i)  # full: evict the worst (index 0), insert at i
-    p[i] = price
-    q[i] = size
+    _shift(p, q, o, o + 1, i)  # full: evict the worst (index 0), insert at i
+    p[o + i] = price
+    q[o + i] = size
     return n, SET_OK
 
 
 @njit(nogil=True, inline="always")
 def set_level(p, q, n, depth, price, size, side):
-    """_set_level with the configured search (SIMD_SEARCH)."""
-    return _set_level(p, q, n, depth, price, size, side, SIMD_SEARCH)
+    """One side's rows ``p``/``q`` (1-D): _set_level with the configured search."""
+    return _set_level(p, q, 0, n, depth, price, size, side, SIMD_SEARCH)
 
 
 @njit(nogil=True, cache=True)
 def set_level_scan(p, q, n, depth, price, size, side):
     """_set_level with the scalar scan from the touch (tests and benchmarks)."""
-    return _set_level(p, q, n, depth, price, size, side, False)
+    return _set_level(p, q, 0, n, depth, price, size, side, False)
 
 
 @njit(nogil=True, cache=True)
 def set_level_simd(p, q, n, depth, price, size, side):
     """_set_level with the vectorised window count (tests and benchmarks)."""
-    return _set_level(p, q, n, depth, price, size, side, True)
+    return _set_level(p, q, 0, n, depth, price, size, side, True)
 
 
 @njit(nogil=True, inline="always")
@@ -334,6 +339,8 @@ def _apply(hdr, px, sz, data, mask, start, stop, hist, stats, ahead, simd):
     variant is compiled without the other path."""
     n_books = px.shape[0]
     depth = px.shape[2]
+    pf = borrowed_flat(px)  # not reference-counted: see borrowed_flat
+    qf = borrowed_flat(sz)
     track_latency = hist.shape[0] > 0
     pos = start
     while pos < stop:
@@ -387,9 +394,9 @@ def _apply(hdr, px, sz, data, mask, start, stop, hist, stats, ahead, simd):
                 outcome = SET_OK
                 if side == BID or side == ASK:  # one code path for both sides: no
                     c = h + H_NBID + side           # mispredicted bid/ask branch
-                    hdr[c], outcome = _set_level(px[b, side], sz[b, side], hdr[c], keep,
-                                                 data[R_PRICE, j], data[R_SIZE, j], side,
-                                                 simd)
+                    hdr[c], outcome = _set_level(pf, qf, (b * 2 + side) * depth, hdr[c],
+                                                 keep, data[R_PRICE, j], data[R_SIZE, j],
+                                                 side, simd)
                 else:
                     stats[S_BAD_RECORDS] += 1
                 drops += outcome == SET_DEPTH_DROP

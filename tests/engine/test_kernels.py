@@ -372,3 +372,22 @@ def test_checksum_text_matches_python_formatting(levels, pdec, sdec):
             parts += [from_fixed(ask_l[k][0], pdec), from_fixed(ask_l[k][1], sdec)]
     assert book_checksum(store.hdr, store.px, store.sz, 0, CK_OKX) == \
         zlib.crc32(":".join(parts).encode())
+
+
+def test_borrowed_flat_is_a_view_of_the_whole_store():
+    """The level setter works on borrowed_flat views of px/sz: every element, in C
+    order, and writes through the view land in the store (a copy would lose them)."""
+    from numba import njit
+
+    from engine.atomics import borrowed_flat
+
+    @njit
+    def poke(a, i, v):
+        f = borrowed_flat(a)
+        f[i] = v
+        return f.shape[0], f[a.size - 1]
+
+    a = np.arange(2 * 2 * 5, dtype=np.int64).reshape(2, 2, 5)
+    n, last = poke(a, 13, -7)
+    assert n == a.size and last == a.size - 1
+    assert a[1, 0, 3] == -7 and (a.ravel() == np.r_[np.arange(13), -7, np.arange(14, 20)]).all()
