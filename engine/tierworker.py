@@ -20,6 +20,7 @@ from __future__ import annotations
 from numba import njit
 
 from engine.atomics import (
+    borrowed,
     load_acquire,
     load_relaxed,
     monotonic_ns,
@@ -135,6 +136,15 @@ def run_tier_worker(w, wctl, lists, inbox, ctl, buf, off, cap, hdr, px, sz, batc
     per message; apply_hist: time per claimed batch (both ns).  db_on: after each batch,
     publish the book's double-buffered copy (engine.doublebuf; slot = book), still
     holding the queue, so the copy has this worker as its single writer."""
+    # uncounted views (engine.atomics.borrowed): the loop slices and hands these on
+    # for every queue it polls, and counting references to them cost more than the poll
+    wctl, lists, inbox, ctl, buf = borrowed(wctl), borrowed(lists), borrowed(inbox), \
+        borrowed(ctl), borrowed(buf)
+    off, cap, victims = borrowed(off), borrowed(cap), borrowed(victims)
+    hdr, px, sz, hist, apply_hist, stats = borrowed(hdr), borrowed(px), borrowed(sz), \
+        borrowed(hist), borrowed(apply_hist), borrowed(stats)
+    db_seq, db_chdr, db_cpx, db_csz = borrowed(db_seq), borrowed(db_chdr), \
+        borrowed(db_cpx), borrowed(db_csz)
     row = wctl[w]
     mine = lists[w]
     box = inbox[w]
