@@ -467,6 +467,40 @@ def involuntary_switches(tid: int | None) -> int:
     return -1
 
 
+FULL_SIDE_BOOKS = 100
+
+
+def measure_full_side(depth: int, n_updates: int) -> dict[str, float]:
+    """ns per update when every update is a new best bid (a market moving up), on
+    sides that are full to the depth (the worst level is evicted: the whole row moves
+    down one place) and, as the control, on sides holding half the depth (nothing is
+    evicted: the new level goes on top).  The benchmark mix above rarely meets a full
+    side; a deep book of a venue with more levels than the store keeps always does."""
+    out = {}
+    for label, held in (("full", depth), ("room", depth // 2)):
+        store = BookStore(FULL_SIDE_BOOKS, depth)
+        snap = snapshot_block(FULL_SIDE_BOOKS, held)
+        blk, mask = _as_ring_block(snap)
+        stats = np.zeros(S_WORDS, np.int64)
+        apply_records(store.hdr, store.px, store.sz, blk, mask, 0, snap.shape[1], NO_HIST,
+                      stats)
+        store.px[:, 1 - BID, :] += 10 * MID  # asks far away: the rising bids never cross
+        # with room, stop before the sides fill up
+        n = min(n_updates, FULL_SIDE_BOOKS * (depth - held)) if held < depth else n_updates
+        k = np.arange(n)
+        upd = np.zeros((REC_FIELDS, n), np.int64)
+        upd[R_BOOK] = k % FULL_SIDE_BOOKS
+        upd[R_SIDE] = BID
+        upd[R_PRICE] = MID + k // FULL_SIDE_BOOKS  # one tick above the book's best
+        upd[R_SIZE] = 5
+        upd[R_FLAGS] = F_END
+        blk, mask = _as_ring_block(upd)
+        c0 = time.thread_time()
+        apply_records(store.hdr, store.px, store.sz, blk, mask, 0, n, NO_HIST, stats)
+        out[label] = round((time.thread_time() - c0) / n * 1e9, 1)
+    return out
+
+
 def measure_torn_reads(seconds: float) -> dict[str, int]:
     from bench.torture import build_messages, check_reads, hammer
 
@@ -515,6 +549,8 @@ def run(quick: bool = False) -> dict:
     cached = measure_latency(500_000, secs, n_books=CACHED_BOOKS)
     floor = measure_handoff_floor(0.3 if quick else 2.0)
     torn = measure_torn_reads(0.5 if quick else 2.0)
+    full_side = {str(d): measure_full_side(d, 20_000 if quick else 200_000)
+                 for d in (200, 1000, 5000)}
     return {
         "apply_mups": apply,
         "apply_deep_mups": deep,
@@ -533,6 +569,7 @@ def run(quick: bool = False) -> dict:
         "latency_cached_books_ns": {"books": CACHED_BOOKS, "500000": cached},
         "handoff_floor_ns": floor,
         "platform": platform_lines,
+        "full_side_new_best_ns": full_side,
         "torn_reads": torn["torn"],
         "torture": torn,
         "books": N_BOOKS,
@@ -584,6 +621,9 @@ def print_table(res: dict, console) -> None:
               f"({f['handoffs']} handoffs, max {f['max']} ns)", "")
     for line in res["platform"]:  # "[on ]", "[madvise]": text, not Rich markup
         t.add_row("platform (shipped defaults; store of the depth-1000 run)", escape(line), "")
+    for d, v in res["full_side_new_best_ns"].items():
+        t.add_row(f"new best bid on a full side (evicts the worst), depth {d}",
+                  f"{v['full']:.0f} ns per update (side with room: {v['room']:.0f} ns)", "")
     t.add_row("torn reads", f"{res['torn_reads']} in {res['torture']['reads']} reads "
               f"({res['torture']['states_seen']} states)", "0")
     t.add_row("machine load average (1/5/15 min) at the start",

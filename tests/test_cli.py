@@ -43,6 +43,9 @@ def test_bench_engine_json_has_the_documented_keys():
     assert 0 < floor["p50"] <= floor["p99"] <= floor["p999"] and floor["handoffs"] > 0
     assert set(res["baselines_mups"]) == {"dict_bare", "dict_touch", "dict_best",
                                           "sortedcontainers", "order_book"}
+    full = res["full_side_new_best_ns"]
+    assert set(full) == {"200", "1000", "5000"}
+    assert all(v["full"] > 0 and v["room"] > 0 for v in full.values())
 
 
 def test_bad_arguments_are_clear_errors():

@@ -17,6 +17,7 @@ def test_platform_lines_print_verbatim():
            "latency_cached_books_ns": {"books": 50, "500000": lat},
            "handoff_floor_ns": {"p50": 1, "p99": 2, "p999": 3, "handoffs": 4, "max": 5},
            "platform": ["[on ] huge_pages: transparent (THP mode [madvise])  [asked: auto]"],
+           "full_side_new_best_ns": {"1000": {"full": 2.0, "room": 1.0}},
            "torn_reads": 0, "torture": {"reads": 1, "states_seen": 1},
            "load_average": [1.0, 1.0, 1.0]}
     out = io.StringIO()
