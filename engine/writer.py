@@ -114,7 +114,7 @@ class Writer:
     _count = 0
 
     def __init__(self, store, pool, rings: list[int], *, name: str = "writer",
-                 cpu: int | None = None, batch: int = 64, spin: int = 20_000,
+                 cpu: int | None = None, batch: int = 64, spin: int = 64_000,
                  yields: int = 200, park_us: int = 50, latency: bool = True) -> None:
         if batch < 1:
             raise ValueError("batch must be >= 1")
