@@ -18,7 +18,18 @@ from numba.extending import intrinsic
 
 from bench.torture import state_ok
 from engine.atomics import load_relaxed, monotonic_ns, store_relaxed
-from engine.constants import ASK, BID, F_END, H_NASK, H_NBID, HDR_WORDS, R_BOOK, R_FLAGS
+from engine.constants import (
+    ASK,
+    BID,
+    F_END,
+    H_ASK_LO,
+    H_BID_LO,
+    H_NASK,
+    H_NBID,
+    HDR_WORDS,
+    R_BOOK,
+    R_FLAGS,
+)
 from engine.doublebuf import db_copy_top, db_refresh
 from engine.histogram import hist_record
 from engine.kernels import apply_records
@@ -93,14 +104,16 @@ def _copy_plain(hdr, px, sz, b, n, out_px, out_sz):
     h = b * HDR_WORDS
     nb = hdr[h + H_NBID]
     na = hdr[h + H_NASK]
+    tb = hdr[h + H_BID_LO] + nb - 1
+    ta = hdr[h + H_ASK_LO] + na - 1
     cb = min(n, nb)
     ca = min(n, na)
     for k in range(cb):
-        out_px[BID, k] = px[b, BID, nb - 1 - k]
-        out_sz[BID, k] = sz[b, BID, nb - 1 - k]
+        out_px[BID, k] = px[b, BID, tb - k]
+        out_sz[BID, k] = sz[b, BID, tb - k]
     for k in range(ca):
-        out_px[ASK, k] = px[b, ASK, na - 1 - k]
-        out_sz[ASK, k] = sz[b, ASK, na - 1 - k]
+        out_px[ASK, k] = px[b, ASK, ta - k]
+        out_sz[ASK, k] = sz[b, ASK, ta - k]
     return nb, na
 
 

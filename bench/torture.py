@@ -14,6 +14,8 @@ from engine.constants import (
     BID,
     F_CLEAR,
     F_END,
+    H_ASK_LO,
+    H_BID_LO,
     H_NASK,
     H_NBID,
     HDR_WORDS,
@@ -122,12 +124,14 @@ def check_unsynchronised_reads(hdr, px, sz, n_books, duration_ns):
             h = b * HDR_WORDS
             nb = hdr[h + H_NBID]
             na = hdr[h + H_NASK]
+            tb = hdr[h + H_BID_LO] + nb - 1
+            ta = hdr[h + H_ASK_LO] + na - 1
             for k in range(min(nb, 32)):
-                out_px[BID, k] = px[b, BID, nb - 1 - k]
-                out_sz[BID, k] = sz[b, BID, nb - 1 - k]
+                out_px[BID, k] = px[b, BID, tb - k]
+                out_sz[BID, k] = sz[b, BID, tb - k]
             for k in range(min(na, 32)):
-                out_px[ASK, k] = px[b, ASK, na - 1 - k]
-                out_sz[ASK, k] = sz[b, ASK, na - 1 - k]
+                out_px[ASK, k] = px[b, ASK, ta - k]
+                out_sz[ASK, k] = sz[b, ASK, ta - k]
             reads += 1
             if not state_ok(out_px, out_sz, nb, na):
                 torn += 1

@@ -16,7 +16,17 @@ the CRC-32 (zlib polynomial) of that text, digit by digit, with no allocation:
 import numpy as np
 from numba import njit
 
-from engine.constants import ASK, BID, H_NASK, H_NBID, H_PRICE_DEC, H_SIZE_DEC, HDR_WORDS
+from engine.constants import (
+    ASK,
+    BID,
+    H_ASK_LO,
+    H_BID_LO,
+    H_NASK,
+    H_NBID,
+    H_PRICE_DEC,
+    H_SIZE_DEC,
+    HDR_WORDS,
+)
 
 CK_KRAKEN = 1
 CK_OKX = 2
@@ -100,14 +110,16 @@ def book_checksum(hdr, px, sz, b, scheme):
     h = b * HDR_WORDS
     nb = hdr[h + H_NBID]
     na = hdr[h + H_NASK]
+    tb = hdr[h + H_BID_LO] + nb - 1  # the best level's slot (engine.store)
+    ta = hdr[h + H_ASK_LO] + na - 1
     crc = np.uint32(0xFFFFFFFF)
     if scheme == CK_KRAKEN:
         for k in range(min(10, na)):
-            crc = _crc_digits(crc, px[b, ASK, na - 1 - k])
-            crc = _crc_digits(crc, sz[b, ASK, na - 1 - k])
+            crc = _crc_digits(crc, px[b, ASK, ta - k])
+            crc = _crc_digits(crc, sz[b, ASK, ta - k])
         for k in range(min(10, nb)):
-            crc = _crc_digits(crc, px[b, BID, nb - 1 - k])
-            crc = _crc_digits(crc, sz[b, BID, nb - 1 - k])
+            crc = _crc_digits(crc, px[b, BID, tb - k])
+            crc = _crc_digits(crc, sz[b, BID, tb - k])
     elif scheme == CK_OKX:
         pd = hdr[h + H_PRICE_DEC]
         sd = hdr[h + H_SIZE_DEC]
@@ -116,16 +128,16 @@ def book_checksum(hdr, px, sz, b, scheme):
             if k < nb:
                 if not first:
                     crc = _crc_byte(crc, 58)
-                crc = _crc_fixed_text(crc, px[b, BID, nb - 1 - k], pd)
+                crc = _crc_fixed_text(crc, px[b, BID, tb - k], pd)
                 crc = _crc_byte(crc, 58)
-                crc = _crc_fixed_text(crc, sz[b, BID, nb - 1 - k], sd)
+                crc = _crc_fixed_text(crc, sz[b, BID, tb - k], sd)
                 first = False
             if k < na:
                 if not first:
                     crc = _crc_byte(crc, 58)
-                crc = _crc_fixed_text(crc, px[b, ASK, na - 1 - k], pd)
+                crc = _crc_fixed_text(crc, px[b, ASK, ta - k], pd)
                 crc = _crc_byte(crc, 58)
-                crc = _crc_fixed_text(crc, sz[b, ASK, na - 1 - k], sd)
+                crc = _crc_fixed_text(crc, sz[b, ASK, ta - k], sd)
                 first = False
     else:
         return -1

@@ -31,8 +31,8 @@ H_NASK = 2         # number of ask levels held
 H_EXCH_SEQ = 3     # last exchange sequence applied (end of message)
 H_EXCH_TS = 4      # last exchange timestamp, ns (0 if the venue sends none)
 H_RECV_TS = 5      # local receive time of the last applied message, monotonic ns
-H_PUBLISH_TS = 6   # when the writer last made this book visible, monotonic ns
-H_UPDATES = 7      # level updates applied
+H_BID_LO = 6       # row index of the worst bid level held: the bids are
+H_ASK_LO = 7       # px[b, BID, lo:lo+n], best last (asks likewise); n = 0: lo is moot
 H_MESSAGES = 8     # messages (END records) applied
 H_STATUS = 9       # one of the statuses above
 H_CROSSED = 10     # number of times a complete message left the book crossed
@@ -46,7 +46,9 @@ H_STALE_EVENTS = 17   # times the book was marked STALE by a control record or c
 H_CHECKSUM_BAD = 18   # 1 from a checksum mismatch until the next snapshot (F_CLEAR):
                       # a LIVE status record cannot make such a book live
 H_MAX_LEVELS = 19     # levels kept per side for this book (<= the store's row length,
-                      # which is rounded up to whole cache lines); 0 = the row length
+                      # which has spare slots, engine.store.row_length); 0 = the row length
+H_PUBLISH_TS = 20     # when the writer last made this book visible, monotonic ns
+H_UPDATES = 21        # level updates applied
 
 # Update-record layout: one row per field of a struct-of-arrays ring (int64 each).
 REC_FIELDS = 8

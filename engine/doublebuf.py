@@ -41,7 +41,7 @@ from engine.atomics import (
     store_relaxed,
     store_release,
 )
-from engine.constants import ASK, BID, H_NASK, H_NBID, H_SEQLOCK, HDR_WORDS
+from engine.constants import ASK, BID, H_BID_LO, H_NASK, H_NBID, H_SEQLOCK, HDR_WORDS
 from engine.layout import aligned_zeros
 
 SLOT_WORDS = 8     # one cache line per hot book in ``seq``
@@ -66,11 +66,13 @@ def db_publish(seq, chdr, cpx, csz, slot, hdr, px, sz, book):
     levels = cpx.shape[3]
     for side in range(2):
         n = hdr[h + H_NBID + side]
+        t = hdr[h + H_BID_LO + side] + n - 1  # the best level's slot (engine.store)
         m = min(n, levels)
         chdr[slot, c, H_NBID + side] = m
+        chdr[slot, c, H_BID_LO + side] = 0  # the copy is best first from index 0
         for k in range(m):
-            cpx[slot, c, side, k] = px[book, side, n - 1 - k]
-            csz[slot, c, side, k] = sz[book, side, n - 1 - k]
+            cpx[slot, c, side, k] = px[book, side, t - k]
+            csz[slot, c, side, k] = sz[book, side, t - k]
     seq[i + D_SRC_SEQ] = hdr[h + H_SEQLOCK]
     seq[i + D_PUBLISHES] += 1
     store_release(seq, i + D_SEQ, s + 2)

@@ -1,12 +1,15 @@
 """Apply kernels: batches of normalized level updates -> struct-of-arrays books.
 
 Level structure (chosen by measurement, see README "Design"): each side of a book is
-a sorted array of ``depth`` (price, size) int64 pairs with the BEST price at the END
-(bids ascending, asks descending).  Exchange traffic concentrates at the touch, and
-an update k levels from the touch costs O(k): a short backwards scan and a shift of
-k elements.  Far levels are found by binary search; only their shift is O(k).
-When a side is full, an insert better than the worst level evicts the worst (index 0)
-and an insert worse than every held level is dropped and counted.
+a sorted run of (price, size) int64 pairs inside its row, px[b, side, lo:lo+n], with
+the BEST price at the END (bids ascending, asks descending) and free slots on either
+side of the run (engine.store.row_length).  Exchange traffic concentrates at the
+touch: an update k levels from the touch costs a short backwards scan, and a delete or
+insert moves the shorter side of the run (at most k elements).  Far levels are found
+by an interpolated binary search.  A side holding its ``keep`` levels evicts its worst
+level for a better insert by stepping ``lo`` (no move), and drops (and counts) an
+insert worse than every held level.  When the cheaper side of the run has no free slot,
+the run is first moved so the free slots split evenly around it.
 
 One seqlock write section per book per run of consecutive records of that book;
 a ring consumer extends its batches to message boundaries (F_END), so readers only
@@ -28,6 +31,8 @@ from engine.constants import (
     F_NOLEVEL,
     F_STATUS,
     H_ABSENT_DELETES,
+    H_ASK_LO,
+    H_BID_LO,
     H_CHECKSUM_BAD,
     H_CHECKSUM_FAIL,
     H_CHECKSUM_OK,
@@ -202,61 +207,97 @@ def _shift(p, q, dst, src, count):
 
 
 @njit(nogil=True, inline="always")
-def _set_level(p, q, o, n, depth, price, size, side, simd):
-    """Set (size > 0) or delete (size == 0) one level of a side holding ``n`` levels.
+def _set_level(p, q, o, lo, n, keep, cap, price, size, side, simd):
+    """Set (size > 0) or delete (size == 0) one level of a side holding ``n`` levels
+    at p[o+lo:o+lo+n] (worst first) in a row of ``cap`` slots starting at p[o].
 
-    ``p``/``q`` are flat price and size arrays and the side's levels are p[o:o+n]
-    (the kernel passes the whole store flattened, as views Numba does not count
-    references to, and the side's row offset: slicing a row per update cost two
-    atomic increments and two decrements per update, see borrowed_flat).
-    Returns (new n, outcome).  ``simd`` (a compile-time constant at every call site)
-    picks the search."""
+    ``p``/``q`` are flat price and size arrays (the kernel passes the whole store
+    flattened, as views Numba does not count references to, and the side's row offset:
+    slicing a row per update cost two atomic increments and two decrements per update,
+    see borrowed_flat).  ``keep`` (<= cap) is how many levels the side keeps.
+    Returns (new lo, new n, outcome).  ``simd`` (a compile-time constant at every call
+    site) picks the search."""
+    b = o + lo  # the worst level's slot
     if simd:
-        i = _find_simd(p, o, n, price, side)
+        i = _find_simd(p, b, n, price, side)
     else:
-        i = _find_scan(p, o, n, price, side)
-    if i >= 0 and p[o + i] == price:
+        i = _find_scan(p, b, n, price, side)
+    if i >= 0 and p[b + i] == price:
         if size != 0:
-            q[o + i] = size
-            return n, SET_OK
-        _shift(p, q, o + i, o + i + 1, n - 1 - i)  # delete: close the gap towards the touch
-        return n - 1, SET_OK
+            q[b + i] = size
+            return lo, n, SET_OK
+        if n - 1 - i <= i:  # delete: close the gap from the shorter side
+            _shift(p, q, b + i, b + i + 1, n - 1 - i)  # the better levels down
+        else:
+            _shift(p, q, b + 1, b, i)                  # the worse levels up
+            lo += 1
+        return lo, n - 1, SET_OK
     if size == 0:
-        return n, SET_ABSENT_DELETE
-    if n < depth:  # insert at i + 1, shifting the better levels up
-        _shift(p, q, o + i + 2, o + i + 1, n - 1 - i)
-        p[o + i + 1] = price
-        q[o + i + 1] = size
-        return n + 1, SET_OK
-    if i < 0:  # full and worse than every held level
-        return n, SET_DEPTH_DROP
-    _shift(p, q, o, o + 1, i)  # full: evict the worst (index 0), insert at i
-    p[o + i] = price
-    q[o + i] = size
-    return n, SET_OK
+        return lo, n, SET_ABSENT_DELETE
+    if n >= keep:
+        if i < 0:  # the side holds its levels and this one is worse than all of them
+            return lo, n, SET_DEPTH_DROP
+        lo += 1  # evict the worst level: it just leaves the run
+        n -= 1
+        i -= 1
+        b += 1
+    # insert between levels i and i + 1: move the better levels up a slot, or the worse
+    # ones down; n < keep <= cap, so at least one slot is free
+    up = n - 1 - i
+    down = i + 1
+    if not ((up <= down and lo + n < cap) or (down < up and lo > 0)):
+        nlo = (cap - n) >> 1  # the cheaper side is at the row's end: re-centre the run
+        _shift(p, q, o + nlo, b, n)
+        lo = nlo
+        b = o + lo
+    if lo + n < cap and (up <= down or lo == 0):
+        _shift(p, q, b + i + 2, b + i + 1, up)
+        p[b + i + 1] = price
+        q[b + i + 1] = size
+    else:
+        _shift(p, q, b - 1, b, down)
+        lo -= 1
+        p[b + i] = price
+        q[b + i] = size
+    return lo, n + 1, SET_OK
+
+
+@njit(nogil=True, inline="always")
+def _set_row(p, q, n, depth, price, size, side, simd):
+    """_set_level on a 1-D row holding its levels at p[0:n] and keeping ``depth``
+    (tests and benchmarks): the run is moved back to index 0 afterwards, so callers see
+    the plain sorted-row contract.  Returns (new n, outcome)."""
+    lo, n2, outcome = _set_level(p, q, 0, 0, n, depth, p.shape[0], price, size, side, simd)
+    if lo != 0:
+        _shift(p, q, 0, lo, n2)
+    return n2, outcome
 
 
 @njit(nogil=True, inline="always")
 def set_level(p, q, n, depth, price, size, side):
-    """One side's rows ``p``/``q`` (1-D): _set_level with the configured search."""
-    return _set_level(p, q, 0, n, depth, price, size, side, SIMD_SEARCH)
+    """One side's rows ``p``/``q`` (1-D, levels at [0, n)): the configured search."""
+    return _set_row(p, q, n, depth, price, size, side, SIMD_SEARCH)
 
 
 @njit(nogil=True, cache=True)
 def set_level_scan(p, q, n, depth, price, size, side):
-    """_set_level with the scalar scan from the touch (tests and benchmarks)."""
-    return _set_level(p, q, 0, n, depth, price, size, side, False)
+    """_set_row with the scalar scan from the touch (tests and benchmarks)."""
+    return _set_row(p, q, n, depth, price, size, side, False)
 
 
 @njit(nogil=True, cache=True)
 def set_level_simd(p, q, n, depth, price, size, side):
-    """_set_level with the vectorised window count (tests and benchmarks)."""
-    return _set_level(p, q, 0, n, depth, price, size, side, True)
+    """_set_row with the vectorised window count (tests and benchmarks)."""
+    return _set_row(p, q, n, depth, price, size, side, True)
 
 
 @njit(nogil=True, inline="always")
-def is_crossed(px, b, nb, na):
-    return nb > 0 and na > 0 and px[b, BID, nb - 1] >= px[b, ASK, na - 1]
+def is_crossed(hdr, px, b):
+    h = b * HDR_WORDS
+    nb = hdr[h + H_NBID]
+    na = hdr[h + H_NASK]
+    return nb > 0 and na > 0 and (px[b, BID, hdr[h + H_BID_LO] + nb - 1]
+                                  >= px[b, ASK, hdr[h + H_ASK_LO] + na - 1])
 
 
 PREFETCH_AHEAD = 24  # records
@@ -293,15 +334,17 @@ def _prefetch_book(hdr, px, sz, data, mask, pos, ahead, stop):
     if mpos > pos and 0 <= mid < n_books:  # (so jm - 1 is still in the batch)
         if mid != data[R_BOOK, (jm - 1) & mask]:  # once per section, not per record
             h = mid * HDR_WORDS
-            for side, field in ((BID, H_NBID), (ASK, H_NASK)):
-                n = hdr[h + field]
-                if 0 < n <= depth:
-                    off = (mid * 2 + side) * depth + n - 1
+            for side in (BID, ASK):
+                n = hdr[h + H_NBID + side]
+                top = hdr[h + H_BID_LO + side] + n
+                if 0 < n and top <= depth:
+                    off = (mid * 2 + side) * depth + top - 1
                     prefetch(px, off)
                     prefetch(sz, off)
         ms = data[R_SIDE, jm]
         if depth >= DEEP_PREFETCH_DEPTH and (ms == BID or ms == ASK):
-            prefetch(px, (mid * 2 + ms) * depth)  # the worst level: deep searches start there
+            # the worst level: deep searches start there
+            prefetch(px, (mid * 2 + ms) * depth + hdr[mid * HDR_WORDS + H_BID_LO + ms])
     if depth >= DEEP_PREFETCH_DEPTH and pos + ahead // 3 < stop:
         jn = (pos + ahead // 3) & mask
         near = data[R_BOOK, jn]
@@ -316,16 +359,17 @@ def _prefetch_deep(hdr, px, sz, b, side, price, depth):
     the interpolation probe of _search_deep will land on (and its size), so the deep
     search finds its lines cached instead of missing twice in a row."""
     n = hdr[b * HDR_WORDS + H_NBID + side]
-    if n <= LINEAR_SCAN or n > depth:
+    lo = hdr[b * HDR_WORDS + H_BID_LO + side]
+    if n <= LINEAR_SCAN or lo < 0 or lo + n > depth:
         return
     sgn = 1 - 2 * side
-    k0 = (px[b, side, 0] - price) * sgn      # <= 0 when price is not worse than the worst
-    kt = (px[b, side, n - 1] - price) * sgn  # > 0 when the touch is better than price
+    k0 = (px[b, side, lo] - price) * sgn           # <= 0: price not worse than the worst
+    kt = (px[b, side, lo + n - 1] - price) * sgn   # > 0: the touch is better than price
     if k0 > 0 or kt <= 0:
         return
     g = int((n - 1) * (-k0 / (kt - k0)))
     if g < n - LINEAR_SCAN:
-        row = (b * 2 + side) * depth
+        row = (b * 2 + side) * depth + lo
         prefetch(px, row + n - LINEAR_SCAN)  # where the scan hands over to the search
         prefetch(px, row + g - DEEP_WINDOW)  # the bracket around the probe
         prefetch(px, row + g + DEEP_WINDOW)
@@ -369,6 +413,8 @@ def _apply(hdr, px, sz, data, mask, start, stop, hist, stats, ahead, simd):
             if flags & F_CLEAR:
                 hdr[h + H_NBID] = 0
                 hdr[h + H_NASK] = 0
+                hdr[h + H_BID_LO] = depth >> 1  # room for a snapshot sent either way
+                hdr[h + H_ASK_LO] = depth >> 1
                 hdr[h + H_CHECKSUM_BAD] = 0
             if flags & F_CHECKSUM:
                 ck = book_checksum(hdr, px, sz, b, data[R_SIZE, j])
@@ -382,7 +428,7 @@ def _apply(hdr, px, sz, data, mask, start, stop, hist, stats, ahead, simd):
                         hdr[h + H_STALE_EVENTS] += 1
             elif flags & F_STATUS:
                 status = data[R_SIZE, j]
-                if status == LIVE and is_crossed(px, b, hdr[h + H_NBID], hdr[h + H_NASK]):
+                if status == LIVE and is_crossed(hdr, px, b):
                     status = CROSSED
                 if status == LIVE and hdr[h + H_CHECKSUM_BAD]:
                     status = STALE  # proven wrong since its snapshot: only a resync helps
@@ -394,9 +440,10 @@ def _apply(hdr, px, sz, data, mask, start, stop, hist, stats, ahead, simd):
                 outcome = SET_OK
                 if side == BID or side == ASK:  # one code path for both sides: no
                     c = h + H_NBID + side           # mispredicted bid/ask branch
-                    hdr[c], outcome = _set_level(pf, qf, (b * 2 + side) * depth, hdr[c],
-                                                 keep, data[R_PRICE, j], data[R_SIZE, j],
-                                                 side, simd)
+                    cl = h + H_BID_LO + side
+                    hdr[cl], hdr[c], outcome = _set_level(
+                        pf, qf, (b * 2 + side) * depth, hdr[cl], hdr[c], keep, depth,
+                        data[R_PRICE, j], data[R_SIZE, j], side, simd)
                 else:
                     stats[S_BAD_RECORDS] += 1
                 drops += outcome == SET_DEPTH_DROP
@@ -407,7 +454,7 @@ def _apply(hdr, px, sz, data, mask, start, stop, hist, stats, ahead, simd):
                 hdr[h + H_EXCH_TS] = data[R_TS, j]
                 hdr[h + H_RECV_TS] = data[R_RECV, j]
                 hdr[h + H_MESSAGES] += 1
-                crossed = is_crossed(px, b, hdr[h + H_NBID], hdr[h + H_NASK])
+                crossed = is_crossed(hdr, px, b)
                 if crossed and hdr[h + H_STATUS] != CROSSED:
                     hdr[h + H_STATUS] = CROSSED
                     hdr[h + H_CROSSED] += 1

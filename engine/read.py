@@ -1,5 +1,9 @@
 """Numba-callable, seqlock-validated readers (usable from a strategy's own @njit code).
 
+A side's n levels sit at px[book, side, lo:lo+n], worst first, best at lo+n-1
+(n = H_NBID / H_NASK, lo = H_BID_LO / H_ASK_LO; engine.store).  Read both inside
+the read section, as these functions do.
+
 Every function copies what it needs inside a read section and retries when a writer
 touched the book meanwhile, so the values returned always belong to one published
 state of the book.  Prices and sizes are fixed-point int64 (see H_PRICE_DEC).
@@ -11,6 +15,8 @@ from numba import njit
 from engine.constants import (
     ASK,
     BID,
+    H_ASK_LO,
+    H_BID_LO,
     H_EXCH_SEQ,
     H_EXCH_TS,
     H_NASK,
@@ -29,14 +35,16 @@ def best(hdr, px, sz, book, side):
     """(price, size, ok) of the best level of ``side``; ok is False when the side is empty."""
     h = book * HDR_WORDS
     nfield = H_NBID if side == BID else H_NASK
+    lfield = H_BID_LO if side == BID else H_ASK_LO
     while True:
         s = read_begin(hdr, book)
         n = hdr[h + nfield]
+        t = hdr[h + lfield] + n - 1
         p = 0
         q = 0
         if n > 0:
-            p = px[book, side, n - 1]
-            q = sz[book, side, n - 1]
+            p = px[book, side, t]
+            q = sz[book, side, t]
         if read_valid(hdr, book, s):
             return p, q, n > 0
 
@@ -48,13 +56,15 @@ def _touch(hdr, px, sz, book):
     h = book * HDR_WORDS
     nb = hdr[h + H_NBID]
     na = hdr[h + H_NASK]
+    tb = hdr[h + H_BID_LO] + nb - 1
+    ta = hdr[h + H_ASK_LO] + na - 1
     bp = bq = ap = aq = 0
     if nb > 0:
-        bp = px[book, BID, nb - 1]
-        bq = sz[book, BID, nb - 1]
+        bp = px[book, BID, tb]
+        bq = sz[book, BID, tb]
     if na > 0:
-        ap = px[book, ASK, na - 1]
-        aq = sz[book, ASK, na - 1]
+        ap = px[book, ASK, ta]
+        aq = sz[book, ASK, ta]
     return bp, bq, ap, aq, nb, na
 
 
@@ -88,14 +98,16 @@ def copy_top(hdr, px, sz, book, n, out_px, out_sz, out_hdr):
             out_hdr[k] = hdr[h + k]
         nb = out_hdr[H_NBID]
         na = out_hdr[H_NASK]
+        tb = out_hdr[H_BID_LO] + nb - 1
+        ta = out_hdr[H_ASK_LO] + na - 1
         cb = min(n, nb)
         ca = min(n, na)
         for k in range(cb):
-            out_px[BID, k] = px[book, BID, nb - 1 - k]
-            out_sz[BID, k] = sz[book, BID, nb - 1 - k]
+            out_px[BID, k] = px[book, BID, tb - k]
+            out_sz[BID, k] = sz[book, BID, tb - k]
         for k in range(ca):
-            out_px[ASK, k] = px[book, ASK, na - 1 - k]
-            out_sz[ASK, k] = sz[book, ASK, na - 1 - k]
+            out_px[ASK, k] = px[book, ASK, ta - k]
+            out_sz[ASK, k] = sz[book, ASK, ta - k]
         if read_valid(hdr, book, s):
             return cb, ca
 
@@ -121,8 +133,8 @@ def top_levels(hdr, px, sz, book, n, pscale, sscale):
         s = read_begin(hdr, book)
         nb = min(n, hdr[h + H_NBID])
         na = min(n, hdr[h + H_NASK])
-        tb = hdr[h + H_NBID] - 1
-        ta = hdr[h + H_NASK] - 1
+        tb = hdr[h + H_BID_LO] + hdr[h + H_NBID] - 1
+        ta = hdr[h + H_ASK_LO] + hdr[h + H_NASK] - 1
         for k in range(nb):
             out[0, k] = px[book, BID, tb - k] / pscale
             out[1, k] = sz[book, BID, tb - k] / sscale
@@ -146,8 +158,8 @@ def top_levels_fixed(hdr, px, sz, book, n):
         s = read_begin(hdr, book)
         nb = min(n, hdr[h + H_NBID])
         na = min(n, hdr[h + H_NASK])
-        tb = hdr[h + H_NBID] - 1
-        ta = hdr[h + H_NASK] - 1
+        tb = hdr[h + H_BID_LO] + hdr[h + H_NBID] - 1
+        ta = hdr[h + H_ASK_LO] + hdr[h + H_NASK] - 1
         for k in range(nb):
             out[0, k] = px[book, BID, tb - k]
             out[1, k] = sz[book, BID, tb - k]
@@ -192,10 +204,10 @@ def _top_body(hdr, pxw, szw, pbase, sbase, depth, book, out, scaled):
     ra = (2 * book + ASK) * depth
     while True:
         s = read_begin(hdr, book)
-        tb = hdr[h + H_NBID]
-        ta = hdr[h + H_NASK]
-        nb = min(n, tb)
-        na = min(n, ta)
+        nb = min(n, hdr[h + H_NBID])
+        na = min(n, hdr[h + H_NASK])
+        tb = hdr[h + H_BID_LO] + hdr[h + H_NBID]  # one past the best level
+        ta = hdr[h + H_ASK_LO] + hdr[h + H_NASK]
         for k in range(nb):
             if scaled:
                 out[0, k] = pxw[pbase + rb + tb - 1 - k] / pscale

@@ -49,11 +49,11 @@ from numba import njit
 from engine import constants, read
 from engine.atomics import load_acquire, store_release
 from engine.constants import ASK, BID, H_RECV_TS, H_STATUS, HDR_WORDS, LIVE, STATUS_NAMES
-from engine.store import MAX_DEPTH, BookStore, store_nbytes
+from engine.store import MAX_DEPTH, BookStore, row_length, store_nbytes
 from engine.views import Book
 
 MAGIC = int.from_bytes(b"HFTBKSHM", "little")
-VERSION = 1
+VERSION = 2  # 2: rows with spare slots, levels at lo..lo+n (engine.store)
 PAGE = 4096
 SEG_HEADER_BYTES = PAGE
 
@@ -194,7 +194,8 @@ class SharedStore(BookStore):
         raw = np.frombuffer(mm, np.uint8)
         g = raw[:SEG_HEADER_BYTES].view(np.int64)
         meta_off, store_off = int(g[G_META_OFFSET]), int(g[G_STORE_OFFSET])
-        super().__init__(n_books, depth, buffer=raw[store_off:store_off + int(g[G_STORE_BYTES])])
+        super().__init__(n_books, depth, buffer=raw[store_off:store_off + int(g[G_STORE_BYTES])],
+                         row=int(g[G_DEPTH]), fresh=True)
         self.shm_name = name
         self.path = path
         self.words = g
@@ -302,7 +303,7 @@ def create(name: str, n_books: int, depth: int, *, directory: str | Path | None 
         raise ValueError(f"n_books must be >= 1, got {n_books}")
     if not 1 <= depth <= MAX_DEPTH:
         raise ValueError(f"depth must be in 1..{MAX_DEPTH}, got {depth}")
-    d = (depth + 7) // 8 * 8
+    d = row_length(depth)
     meta_off = SEG_HEADER_BYTES
     store_off = _page(meta_off + n_books * META_DTYPE.itemsize)
     store_bytes = store_nbytes(n_books, depth)
@@ -499,8 +500,8 @@ class AttachedStore(BookStore):
         raw = np.frombuffer(mm, np.uint8)
         n, d = int(words[G_N_BOOKS]), int(words[G_DEPTH])
         so, sb = int(words[G_STORE_OFFSET]), int(words[G_STORE_BYTES])
-        super().__init__(n, d, buffer=raw[so:so + sb])
-        self.requested_depth = int(words[G_REQ_DEPTH])
+        super().__init__(n, int(words[G_REQ_DEPTH]), buffer=raw[so:so + sb], row=d,
+                         fresh=False)
         self.shm_name = name
         self.path = path
         self.words = words

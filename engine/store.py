@@ -4,11 +4,17 @@ Layout (one contiguous, 64-byte-aligned buffer, so it can later live in shared m
 
   hdr  int64[N * HDR_WORDS]     per-book header: seqlock, level counts, sequence,
                                 timestamps, counters, status (128 bytes per book)
-  px   int64[N, 2, D]           prices, side-major, best level at index count-1
-  sz   int64[N, 2, D]           sizes, same indexing
+  px   int64[N, 2, R]           prices, side-major: a side's n levels are
+                                px[b, side, lo:lo+n], worst first, best at lo+n-1
+                                (n = H_NBID / H_NASK, lo = H_BID_LO / H_ASK_LO)
+  sz   int64[N, 2, R]           sizes, same indexing
 
-D is rounded up to a multiple of 8 so every side row starts on its own cache line:
-two books (or two sides) never share a cache line the writer stores to.
+``depth`` (D rounded up to a multiple of 8) is how many levels a book may keep;
+R = row_length(D) adds spare slots, so the levels can sit anywhere in the row:
+evicting the worst level of a full side moves lo instead of the whole row, and a delete
+or insert moves the shorter side (engine/kernels.py).  R is a multiple of 8, so every
+side row starts on its own cache line: two books (or two sides) never share a cache
+line the writer stores to.
 """
 
 from __future__ import annotations
@@ -32,24 +38,43 @@ def _round_up(x: int, m: int) -> int:
     return (x + m - 1) // m * m
 
 
-def store_nbytes(n_books: int, depth: int) -> int:
-    """Bytes needed by a store of this shape (excluding alignment slack)."""
+def row_length(depth: int) -> int:
+    """Slots per side row for books keeping up to ``depth`` levels: the depth rounded
+    up to whole cache lines, plus spare slots (1/16 of it, at least 8).  With s spare
+    slots, a side that stays full (a venue with more levels than the book keeps) moves
+    its levels once every s/2 or so evictions instead of on every one."""
     d = _round_up(depth, 8)
+    return d + max(8, _round_up(d // 16, 8))
+
+
+def store_nbytes(n_books: int, depth: int, row: int | None = None) -> int:
+    """Bytes needed by a store of this shape (excluding alignment slack)."""
+    d = row_length(depth) if row is None else row
     return n_books * HDR_WORDS * 8 + 2 * n_books * 2 * d * 8
 
 
 class BookStore:
     """Preallocated order books; the writer kernels and every reader share these arrays."""
 
-    def __init__(self, n_books: int, depth: int, buffer: np.ndarray | None = None) -> None:
+    def __init__(self, n_books: int, depth: int, buffer: np.ndarray | None = None, *,
+                 row: int | None = None, fresh: bool | None = None) -> None:
+        """``depth`` levels kept per side by default; ``row``: the exact row length of
+        an existing layout (a reader attaching to a shared segment); ``fresh``: set
+        every book's kept depth in the header (default: when the store allocates its
+        own buffer)."""
         if n_books < 1:
             raise ValueError(f"n_books must be >= 1, got {n_books}")
         if not 1 <= depth <= MAX_DEPTH:
             raise ValueError(f"depth must be in 1..{MAX_DEPTH}, got {depth}")
         self.n_books = n_books
-        self.depth = _round_up(depth, 8)
+        self.depth = _round_up(depth, 8)  # levels a book may keep
+        self.row = row_length(depth) if row is None else row  # slots per side row
+        if self.row < self.depth:
+            raise ValueError(f"row of {self.row} slots cannot hold {self.depth} levels")
         self.requested_depth = depth
-        nbytes = store_nbytes(n_books, depth)
+        if fresh is None:
+            fresh = buffer is None
+        nbytes = store_nbytes(n_books, depth, self.row)
         if buffer is None:  # [platform] settings: huge pages, NUMA binding (or None)
             from engine.platform import store_buffer
 
@@ -64,11 +89,13 @@ class BookStore:
         self.buffer = buffer
         words = buffer[:nbytes].view(np.int64)
         h = n_books * HDR_WORDS
-        lv = n_books * 2 * self.depth
+        lv = n_books * 2 * self.row
         self.hdr = words[:h]
-        self.px = words[h:h + lv].reshape(n_books, 2, self.depth)
-        self.sz = words[h + lv:h + 2 * lv].reshape(n_books, 2, self.depth)
+        self.px = words[h:h + lv].reshape(n_books, 2, self.row)
+        self.sz = words[h + lv:h + 2 * lv].reshape(n_books, 2, self.row)
         self.names: list[str] = [""] * n_books
+        if fresh:  # a book keeps ``self.depth`` levels until configure() says otherwise
+            self.hdr.reshape(n_books, HDR_WORDS)[:, H_MAX_LEVELS] = self.depth
 
     def configure(self, book: int, name: str, price_decimals: int, size_decimals: int,
                   max_levels: int | None = None) -> None:

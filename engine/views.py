@@ -94,13 +94,14 @@ class Book:
     """Read-only view of one book; cheap to create, safe to use from any thread."""
 
     __slots__ = ("_hdr", "_px", "_sz", "index", "name", "_h", "_pscale", "_sscale",
-                 "price_decimals", "size_decimals", "_depth", "_words", "_n_books")
+                 "price_decimals", "size_decimals", "_depth", "_row", "_words", "_n_books")
 
     def __init__(self, store, index: int) -> None:
         self._hdr = store.hdr
         self._px = store.px
         self._sz = store.sz
         self._depth = store.depth
+        self._row = store.px.shape[2]  # slots per side row (engine.store.row_length)
         self.index = index
         self.name = store.names[index]
         self._h = index * HDR_WORDS
@@ -156,10 +157,10 @@ class Book:
         if self._words is not None:
             if exact:
                 out = _empty((4, n), _i64)
-                res = _top_flat_fixed(self._words, self._n_books, self._depth, self.index, out)
+                res = _top_flat_fixed(self._words, self._n_books, self._row, self.index, out)
             else:
                 out = _empty((4, n))  # float64
-                res = _top_flat(self._words, self._n_books, self._depth, self.index, out)
+                res = _top_flat(self._words, self._n_books, self._row, self.index, out)
         elif exact:
             out = _empty((4, n), _i64)
             res = _top_into_fixed(self._hdr, self._px, self._sz, self.index, out)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bench import engine as be
-from engine.constants import ASK, BID, H_NBID, HDR_WORDS
+from engine.constants import ASK, BID, H_BID_LO, H_NBID, HDR_WORDS
 from engine.kernels import S_WORDS, apply_records
 from engine.store import BookStore
 
@@ -40,8 +40,9 @@ def test_baseline_books_end_equal_to_the_engine(name):
             sides = (dict(books[b][BID]), dict(books[b][ASK]))
         for side in (BID, ASK):
             n = int(store.hdr[b * HDR_WORDS + H_NBID + side])
-            engine = list(zip(store.px[b, side, :n][::-1].tolist(),
-                              store.sz[b, side, :n][::-1].tolist()))
+            lo = int(store.hdr[b * HDR_WORDS + H_BID_LO + side])
+            engine = list(zip(store.px[b, side, lo:lo + n][::-1].tolist(),
+                              store.sz[b, side, lo:lo + n][::-1].tolist()))
             # the engine keeps `depth` levels; an unbounded baseline may hold more
             assert engine[:20] == _top(sides[side], side, 20)
         if kind == "dict_best":  # the best prices it kept are the real ones

@@ -15,6 +15,7 @@ from engine.constants import (
     F_NOLEVEL,
     F_STATUS,
     H_ABSENT_DELETES,
+    H_BID_LO,
     H_CHECKSUM_FAIL,
     H_CHECKSUM_OK,
     H_CROSSED,
@@ -69,9 +70,11 @@ def block(records):
 
 
 def book_levels(store, b, side):
+    """(price, size) best first, straight from the rows: px[b, side, lo:lo+n]."""
     n = store.book(b).header()["bid_levels" if side == BID else "ask_levels"]
-    px = store.px[b, side, :n][::-1]
-    sz = store.sz[b, side, :n][::-1]
+    lo = int(store.hdr[b * HDR_WORDS + H_BID_LO + side])
+    px = store.px[b, side, lo:lo + n][::-1]
+    sz = store.sz[b, side, lo:lo + n][::-1]
     return list(zip(px.tolist(), sz.tolist()))
 
 

@@ -13,6 +13,7 @@ from engine.constants import (
     BID,
     F_END,
     H_ABSENT_DELETES,
+    H_BID_LO,
     H_EXCH_SEQ,
     H_MESSAGES,
     H_NASK,
@@ -120,8 +121,9 @@ def _read_check(hdr, px, sz, n_books, dur_ns, last_seen):
                 seq = hdr[h + H_EXCH_SEQ]
                 nb = hdr[h + H_NBID]
                 na = hdr[h + H_NASK]
-                p = px[b, BID, 0]
-                q = sz[b, BID, 0]
+                t = hdr[h + H_BID_LO] + nb - 1  # the best bid's slot (engine.store)
+                p = px[b, BID, t] if nb > 0 else 0
+                q = sz[b, BID, t] if nb > 0 else 0
                 if read_valid(hdr, b, s0):
                     break
                 retries += 1
@@ -195,8 +197,9 @@ def test_handoff_stress_steals_and_moves_lose_nothing_and_keep_order():
         assert store.hdr[h + H_ABSENT_DELETES] == 0, b            # never out of order
         if seqs[b]:
             assert store.hdr[h + H_NBID] == 1
-            assert store.px[b, BID, 0] == BASE + seqs[b] % 4
-            assert store.sz[b, BID, 0] == seqs[b]
+            lo = store.hdr[h + H_BID_LO]
+            assert store.px[b, BID, lo] == BASE + seqs[b] % 4
+            assert store.sz[b, BID, lo] == seqs[b]
         assert pool.ctl[b, C_HEAD] == pool.ctl[b, C_TAIL]              # every queue drained
     snap = eng.snapshot()
     assert sum(w["records"] for w in snap["workers"]) == int(pool.ctl[:, C_HEAD].sum())

@@ -67,7 +67,8 @@ def test_metadata_and_shape_round_trip():
 
 
 @pytest.mark.parametrize("word, value, message", [
-    (shm.G_VERSION, shm.VERSION + 1, "layout version 2, this hftbook reads version 1"),
+    (shm.G_VERSION, shm.VERSION + 1, f"layout version {shm.VERSION + 1}, this hftbook reads "
+                                     f"version {shm.VERSION}"),
     (shm.G_MAGIC, 12345, "not an hftbook book store"),
     (shm.G_LAYOUT, 7, "book header layout differs"),
     (shm.G_HDR_WORDS, 16, "book header layout differs"),
