@@ -394,3 +394,33 @@ def test_borrowed_flat_is_a_view_of_the_whole_store():
     n, last = poke(a, 13, -7)
     assert n == a.size and last == a.size - 1
     assert a[1, 0, 3] == -7 and (a.ravel() == np.r_[np.arange(13), -7, np.arange(14, 20)]).all()
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_full_side_under_a_rising_market_evicts_by_moving_its_start(kernel):
+    """Every update a new best bid on a side full to its depth: each one evicts the
+    worst level.  The book must equal the reference after every message, the readers
+    (Python view and checksum-free Numba copy) must see the best level, and the run must
+    have moved through the row (lo changed, re-centred when it hit the row's end)
+    rather than the whole row shifting."""
+    depth = 64
+    store = BookStore(1, depth)
+    ref = RefBook(depth)
+    stats = np.zeros(S_WORDS, np.int64)
+    recs = [(0, BID, F_CLEAR if i == 0 else 0, 1000 - i, 1 + i, 0) for i in range(depth)]
+    recs[-1] = recs[-1][:2] + (F_END,) + recs[-1][3:]
+    for _, side, _, p, q, _ in recs:
+        ref.set(side, p, q)
+    d, mask = block(recs)
+    kernel(store.hdr, store.px, store.sz, d, mask, 0, len(recs), NO_HIST, stats)
+    los = set()
+    for k in range(1, 300):
+        d, mask = block([(0, BID, F_END, 1000 + k, k, k)])
+        kernel(store.hdr, store.px, store.sz, d, mask, 0, 1, NO_HIST, stats)
+        ref.set(BID, 1000 + k, k)
+        los.add(int(store.hdr[H_BID_LO]))
+        assert book_levels(store, 0, BID) == ref.levels(BID)
+        top = store.book(0).top(3, exact=True)
+        assert top.bid_px[0] == 1000 + k and top.n_bid == 3
+    assert store.hdr[H_NBID] == depth
+    assert len(los) > 3  # the start moved (and wrapped back when re-centred)
