@@ -22,8 +22,6 @@ from engine.constants import (
     ASK,
     BID,
     F_END,
-    H_ASK_LO,
-    H_BID_LO,
     H_NASK,
     H_NBID,
     HDR_WORDS,
@@ -33,7 +31,7 @@ from engine.constants import (
 from engine.doublebuf import db_copy_top, db_refresh
 from engine.histogram import hist_record
 from engine.kernels import apply_records
-from engine.read import best, copy_top, top_levels_fixed
+from engine.read import best, copy_top, top_levels_fixed, top_slot
 from engine.seqlock import read_begin, read_valid
 from engine.tsc import clock_ns, rdtsc
 
@@ -102,10 +100,8 @@ def lock_writer(mode, locks, hdr, px, sz, data, mask, bounds, duration_ns, hist,
 @njit(nogil=True, inline="always")
 def _copy_plain(hdr, px, sz, b, n, out_px, out_sz):
     h = b * HDR_WORDS
-    nb = hdr[h + H_NBID]
-    na = hdr[h + H_NASK]
-    tb = hdr[h + H_BID_LO] + nb - 1
-    ta = hdr[h + H_ASK_LO] + na - 1
+    tb, nb = top_slot(hdr, h, BID, px.shape[2])  # clamped: a racing read may tear lo/n
+    ta, na = top_slot(hdr, h, ASK, px.shape[2])
     cb = min(n, nb)
     ca = min(n, na)
     for k in range(cb):

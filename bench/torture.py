@@ -14,10 +14,6 @@ from engine.constants import (
     BID,
     F_CLEAR,
     F_END,
-    H_ASK_LO,
-    H_BID_LO,
-    H_NASK,
-    H_NBID,
     HDR_WORDS,
     R_BOOK,
     R_FLAGS,
@@ -28,7 +24,7 @@ from engine.constants import (
     REC_FIELDS,
 )
 from engine.kernels import apply_records
-from engine.read import copy_top
+from engine.read import copy_top, top_slot
 
 N_MSGS = 64
 
@@ -122,10 +118,8 @@ def check_unsynchronised_reads(hdr, px, sz, n_books, duration_ns):
     while monotonic_ns() < end:
         for b in range(n_books):
             h = b * HDR_WORDS
-            nb = hdr[h + H_NBID]
-            na = hdr[h + H_NASK]
-            tb = hdr[h + H_BID_LO] + nb - 1
-            ta = hdr[h + H_ASK_LO] + na - 1
+            tb, nb = top_slot(hdr, h, BID, px.shape[2])  # no seqlock: lo/n may tear
+            ta, na = top_slot(hdr, h, ASK, px.shape[2])
             for k in range(min(nb, 32)):
                 out_px[BID, k] = px[b, BID, tb - k]
                 out_sz[BID, k] = sz[b, BID, tb - k]

@@ -15,11 +15,9 @@ from numba import njit
 from engine.constants import (
     ASK,
     BID,
-    H_ASK_LO,
     H_BID_LO,
     H_EXCH_SEQ,
     H_EXCH_TS,
-    H_NASK,
     H_NBID,
     H_PRICE_DEC,
     H_RECV_TS,
@@ -30,16 +28,30 @@ from engine.constants import (
 from engine.seqlock import read_begin, read_valid
 
 
+@njit(nogil=True, inline="always")
+def top_slot(hdr, h, side, row):
+    """(slot of the best level, level count) of ``side`` of the book whose header
+    starts at hdr[h], for a row of ``row`` slots.  A read racing the writer can pair
+    one state's lo with another's n; the seqlock check throws that copy away, but the
+    indices must stay inside the row meanwhile, so both are clamped (a consistent pair
+    never needs it: lo + n <= row)."""
+    n = hdr[h + H_NBID + side]
+    t = hdr[h + H_BID_LO + side] + n - 1
+    if t >= row:
+        t = row - 1
+    if n > t + 1:
+        n = t + 1
+    return t, n
+
+
 @njit(nogil=True, cache=True)
 def best(hdr, px, sz, book, side):
     """(price, size, ok) of the best level of ``side``; ok is False when the side is empty."""
     h = book * HDR_WORDS
-    nfield = H_NBID if side == BID else H_NASK
-    lfield = H_BID_LO if side == BID else H_ASK_LO
+    row = px.shape[2]
     while True:
         s = read_begin(hdr, book)
-        n = hdr[h + nfield]
-        t = hdr[h + lfield] + n - 1
+        t, n = top_slot(hdr, h, side, row)
         p = 0
         q = 0
         if n > 0:
@@ -54,10 +66,8 @@ def _touch(hdr, px, sz, book):
     """(bid px, bid size, ask px, ask size, nbid, nask), zeros for an empty side; plain
     loads, to be made inside a read section."""
     h = book * HDR_WORDS
-    nb = hdr[h + H_NBID]
-    na = hdr[h + H_NASK]
-    tb = hdr[h + H_BID_LO] + nb - 1
-    ta = hdr[h + H_ASK_LO] + na - 1
+    tb, nb = top_slot(hdr, h, BID, px.shape[2])
+    ta, na = top_slot(hdr, h, ASK, px.shape[2])
     bp = bq = ap = aq = 0
     if nb > 0:
         bp = px[book, BID, tb]
@@ -96,10 +106,8 @@ def copy_top(hdr, px, sz, book, n, out_px, out_sz, out_hdr):
         s = read_begin(hdr, book)
         for k in range(HDR_WORDS):
             out_hdr[k] = hdr[h + k]
-        nb = out_hdr[H_NBID]
-        na = out_hdr[H_NASK]
-        tb = out_hdr[H_BID_LO] + nb - 1
-        ta = out_hdr[H_ASK_LO] + na - 1
+        tb, nb = top_slot(out_hdr, 0, BID, px.shape[2])
+        ta, na = top_slot(out_hdr, 0, ASK, px.shape[2])
         cb = min(n, nb)
         ca = min(n, na)
         for k in range(cb):
@@ -131,10 +139,10 @@ def top_levels(hdr, px, sz, book, n, pscale, sscale):
     h = book * HDR_WORDS
     while True:
         s = read_begin(hdr, book)
-        nb = min(n, hdr[h + H_NBID])
-        na = min(n, hdr[h + H_NASK])
-        tb = hdr[h + H_BID_LO] + hdr[h + H_NBID] - 1
-        ta = hdr[h + H_ASK_LO] + hdr[h + H_NASK] - 1
+        tb, nb = top_slot(hdr, h, BID, px.shape[2])
+        ta, na = top_slot(hdr, h, ASK, px.shape[2])
+        nb = min(n, nb)
+        na = min(n, na)
         for k in range(nb):
             out[0, k] = px[book, BID, tb - k] / pscale
             out[1, k] = sz[book, BID, tb - k] / sscale
@@ -156,10 +164,10 @@ def top_levels_fixed(hdr, px, sz, book, n):
     h = book * HDR_WORDS
     while True:
         s = read_begin(hdr, book)
-        nb = min(n, hdr[h + H_NBID])
-        na = min(n, hdr[h + H_NASK])
-        tb = hdr[h + H_BID_LO] + hdr[h + H_NBID] - 1
-        ta = hdr[h + H_ASK_LO] + hdr[h + H_NASK] - 1
+        tb, nb = top_slot(hdr, h, BID, px.shape[2])
+        ta, na = top_slot(hdr, h, ASK, px.shape[2])
+        nb = min(n, nb)
+        na = min(n, na)
         for k in range(nb):
             out[0, k] = px[book, BID, tb - k]
             out[1, k] = sz[book, BID, tb - k]
@@ -204,10 +212,12 @@ def _top_body(hdr, pxw, szw, pbase, sbase, depth, book, out, scaled):
     ra = (2 * book + ASK) * depth
     while True:
         s = read_begin(hdr, book)
-        nb = min(n, hdr[h + H_NBID])
-        na = min(n, hdr[h + H_NASK])
-        tb = hdr[h + H_BID_LO] + hdr[h + H_NBID]  # one past the best level
-        ta = hdr[h + H_ASK_LO] + hdr[h + H_NASK]
+        tb, nb = top_slot(hdr, h, BID, depth)
+        ta, na = top_slot(hdr, h, ASK, depth)
+        tb += 1  # one past the best level
+        ta += 1
+        nb = min(n, nb)
+        na = min(n, na)
         for k in range(nb):
             if scaled:
                 out[0, k] = pxw[pbase + rb + tb - 1 - k] / pscale

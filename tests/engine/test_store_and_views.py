@@ -134,3 +134,35 @@ def test_top_flat_fast_path_equals_the_general_reader():
         assert fl.ask_sz.tolist() == [q / 1e5 for q in ex.ask_sz.tolist()]
     assert fast.top(3, exact=True).bid_px.tolist() == [100_000, 99_993, 99_986]
     assert store.book(0).top(5).n_bid == 0  # neighbours untouched
+
+
+def test_readers_clamp_a_torn_start_and_count_into_the_row():
+    """A read racing the writer can pair one state's lo with another state's n (the
+    seqlock check then throws the copy away).  Until then the readers must index inside
+    the row: here the last book's ask side claims lo = row - 2 and n = 5 (no writer
+    publishes that, it would run 3 slots past the row), and every reader stays in the
+    row: the best slot is clamped to the row's last one, the count to what fits below."""
+    from engine.constants import H_ASK_LO, H_NASK
+    from engine.read import best, copy_top, top_slot
+
+    store = BookStore(2, 8)
+    row = store.px.shape[2]
+    h = 1 * HDR_WORDS
+    store.hdr[h + H_ASK_LO] = row - 2
+    store.hdr[h + H_NASK] = 5
+    store.px[1, ASK, row - 2:] = [20, 10]
+    store.sz[1, ASK, row - 2:] = [2, 1]
+    assert top_slot(store.hdr, h, ASK, row) == (row - 1, 5)
+    store.hdr[h + H_ASK_LO] = 3 * row  # far past the row: the count shrinks to fit
+    assert top_slot(store.hdr, h, ASK, row) == (row - 1, 5)
+    store.hdr[h + H_NASK] = 2 * row
+    assert top_slot(store.hdr, h, ASK, row) == (row - 1, row)
+    store.hdr[h + H_ASK_LO] = row - 2
+    store.hdr[h + H_NASK] = 5
+    assert best(store.hdr, store.px, store.sz, 1, ASK) == (10, 1, True)
+    out_px, out_sz, out_hdr = (np.zeros((2, 8), np.int64), np.zeros((2, 8), np.int64),
+                               np.zeros(HDR_WORDS, np.int64))
+    assert copy_top(store.hdr, store.px, store.sz, 1, 8, out_px, out_sz, out_hdr)[1] == 5
+    assert out_px[ASK, :5].tolist() == [10, 20, 0, 0, 0]  # the row's top five slots
+    top = store.book(1).top(8, exact=True)
+    assert top.n_ask == 5 and top.ask_px[:5].tolist() == [10, 20, 0, 0, 0]

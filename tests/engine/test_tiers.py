@@ -28,6 +28,7 @@ from engine.constants import (
     R_SIZE,
 )
 from engine.queues import QueuePool, queue_capacity, queue_data
+from engine.read import top_slot
 from engine.ring import C_HEAD, C_OWNER, C_TAIL, ring_publish, ring_reserve
 from engine.seqlock import read_begin, read_valid
 from engine.store import BookStore
@@ -119,9 +120,8 @@ def _read_check(hdr, px, sz, n_books, dur_ns, last_seen):
                 s0 = read_begin(hdr, b)
                 h = b * HDR_WORDS
                 seq = hdr[h + H_EXCH_SEQ]
-                nb = hdr[h + H_NBID]
+                t, nb = top_slot(hdr, h, BID, px.shape[2])  # the best bid's slot
                 na = hdr[h + H_NASK]
-                t = hdr[h + H_BID_LO] + nb - 1  # the best bid's slot (engine.store)
                 p = px[b, BID, t] if nb > 0 else 0
                 q = sz[b, BID, t] if nb > 0 else 0
                 if read_valid(hdr, b, s0):
