@@ -260,7 +260,6 @@ def memmove(typingctx, arr, dst, src, count):
     return types.void(arr, dst, src, count), codegen
 
 
-
 def _uncounted(context, builder, srcty, src_val, retty, flat):
     src = context.make_array(srcty)(context, builder, src_val)
     out = context.make_array(retty)(context, builder)

@@ -19,14 +19,11 @@ from numba import njit
 from engine.constants import (
     ASK,
     BID,
-    H_ASK_LO,
-    H_BID_LO,
-    H_NASK,
-    H_NBID,
     H_PRICE_DEC,
     H_SIZE_DEC,
     HDR_WORDS,
 )
+from engine.read import top_slot
 
 CK_KRAKEN = 1
 CK_OKX = 2
@@ -108,10 +105,8 @@ def _crc_fixed_text(crc, v, decimals):
 def book_checksum(hdr, px, sz, b, scheme):
     """CRC-32 of book ``b`` under ``scheme`` (unsigned 32-bit value as int64)."""
     h = b * HDR_WORDS
-    nb = hdr[h + H_NBID]
-    na = hdr[h + H_NASK]
-    tb = hdr[h + H_BID_LO] + nb - 1  # the best level's slot (engine.store)
-    ta = hdr[h + H_ASK_LO] + na - 1
+    tb, nb = top_slot(hdr, h, BID, px.shape[2])  # the best levels' slots (engine.store)
+    ta, na = top_slot(hdr, h, ASK, px.shape[2])
     crc = np.uint32(0xFFFFFFFF)
     if scheme == CK_KRAKEN:
         for k in range(min(10, na)):

@@ -43,6 +43,7 @@ from engine.atomics import (
 )
 from engine.constants import ASK, BID, H_BID_LO, H_NASK, H_NBID, H_SEQLOCK, HDR_WORDS
 from engine.layout import aligned_zeros
+from engine.read import top_slot
 
 SLOT_WORDS = 8     # one cache line per hot book in ``seq``
 D_SEQ = 0          # the latch counter
@@ -65,8 +66,7 @@ def db_publish(seq, chdr, cpx, csz, slot, hdr, px, sz, book):
         chdr[slot, c, k] = hdr[h + k]
     levels = cpx.shape[3]
     for side in range(2):
-        n = hdr[h + H_NBID + side]
-        t = hdr[h + H_BID_LO + side] + n - 1  # the best level's slot (engine.store)
+        t, n = top_slot(hdr, h, side, px.shape[2])  # the best level's slot (engine.store)
         m = min(n, levels)
         chdr[slot, c, H_NBID + side] = m
         chdr[slot, c, H_BID_LO + side] = 0  # the copy is best first from index 0

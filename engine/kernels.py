@@ -62,6 +62,7 @@ from engine.constants import (
     STALE,
 )
 from engine.histogram import hist_record
+from engine.read import top_slot
 from engine.seqlock import write_begin, write_end
 from engine.tsc import clock_ns  # TSC or clock_gettime, per [platform] tsc_clock
 
@@ -102,7 +103,7 @@ def _find_scan(p, o, n, price, side):
     """Index of the first level from the touch that is not better than ``price``
     (the best level is p[o+n-1]); -1 when every held level is better.  Scans down
     from the touch, then binary-searches the deep levels.  (The vectorised count of
-    _find_simd measured 13 to 37 % slower on the benchmark mix: README "Design".)"""
+    _find_simd measured no better on the benchmark mix: README "Design".)"""
     i = n - 1
     stop = n - LINEAR_SCAN
     if stop < 0:
@@ -159,7 +160,7 @@ def _find_simd(p, o, n, price, side):
 def _search_deep(p, o, i, price, sgn):
     """Last index in [0, i) whose level is not better than ``price``, knowing p[o+i] is
     better; -1 if none.  key(k) = (p[o+k] - price) * sgn grows with k.  An interpolation
-    probe between p[0] and p[i] narrows the bracket to a few levels on evenly spaced
+    probe between p[o] and p[o+i] narrows the bracket to a few levels on evenly spaced
     books (one or two cache lines instead of ~log2(depth) cold probes), then a
     binary search finishes; uneven books just fall back to the binary search."""
     k0 = (p[o] - price) * sgn
@@ -294,10 +295,9 @@ def set_level_simd(p, q, n, depth, price, size, side):
 @njit(nogil=True, inline="always")
 def is_crossed(hdr, px, b):
     h = b * HDR_WORDS
-    nb = hdr[h + H_NBID]
-    na = hdr[h + H_NASK]
-    return nb > 0 and na > 0 and (px[b, BID, hdr[h + H_BID_LO] + nb - 1]
-                                  >= px[b, ASK, hdr[h + H_ASK_LO] + na - 1])
+    tb, nb = top_slot(hdr, h, BID, px.shape[2])
+    ta, na = top_slot(hdr, h, ASK, px.shape[2])
+    return nb > 0 and na > 0 and px[b, BID, tb] >= px[b, ASK, ta]
 
 
 PREFETCH_AHEAD = 24  # records
@@ -335,10 +335,9 @@ def _prefetch_book(hdr, px, sz, data, mask, pos, ahead, stop):
         if mid != data[R_BOOK, (jm - 1) & mask]:  # once per section, not per record
             h = mid * HDR_WORDS
             for side in (BID, ASK):
-                n = hdr[h + H_NBID + side]
-                top = hdr[h + H_BID_LO + side] + n
-                if 0 < n and top <= depth:
-                    off = (mid * 2 + side) * depth + top - 1
+                t, n = top_slot(hdr, h, side, depth)
+                if n > 0:
+                    off = (mid * 2 + side) * depth + t
                     prefetch(px, off)
                     prefetch(sz, off)
         ms = data[R_SIDE, jm]
