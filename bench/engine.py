@@ -21,6 +21,7 @@ from numba import njit
 from engine import platform
 from engine.atomics import load_acquire, store_release
 from engine.constants import (
+    ASK,
     BID,
     F_CLEAR,
     F_END,
@@ -472,9 +473,10 @@ FULL_SIDE_BOOKS = 100
 
 def measure_full_side(depth: int, n_updates: int) -> dict[str, float]:
     """ns per update when every update is a new best bid (a market moving up), on
-    sides that are full to the depth (the worst level is evicted: the whole row moves
-    down one place) and, as the control, on sides holding half the depth (nothing is
-    evicted: the new level goes on top).  The benchmark mix above rarely meets a full
+    sides that are full to the depth (each update evicts the worst level: a step of the
+    run's start, and now and then a re-centring of the run; before the movable start it
+    moved the whole row) and, as the control, on sides holding half the depth (nothing
+    is evicted: the new level goes on top).  The benchmark mix above rarely meets a full
     side; a deep book of a venue with more levels than the store keeps always does."""
     out = {}
     for label, held in (("full", depth), ("room", depth // 2)):
@@ -484,7 +486,7 @@ def measure_full_side(depth: int, n_updates: int) -> dict[str, float]:
         stats = np.zeros(S_WORDS, np.int64)
         apply_records(store.hdr, store.px, store.sz, blk, mask, 0, snap.shape[1], NO_HIST,
                       stats)
-        store.px[:, 1 - BID, :] += 10 * MID  # asks far away: the rising bids never cross
+        store.px[:, ASK, :] += 10 * MID  # asks far away: the rising bids never cross
         # with room, stop before the sides fill up
         n = min(n_updates, FULL_SIDE_BOOKS * (depth - held)) if held < depth else n_updates
         k = np.arange(n)
