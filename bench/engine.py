@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from engine import platform
-from engine.atomics import load_acquire, store_release
+from engine.atomics import cpu_relax, load_acquire, load_relaxed, store_release
 from engine.constants import (
     ASK,
     BID,
@@ -35,12 +35,12 @@ from engine.constants import (
     R_SIZE,
     REC_FIELDS,
 )
-from engine.histogram import percentiles
+from engine.histogram import hist_record, new_hist, percentiles
 from engine.kernels import S_WORDS, apply_records
 from engine.layout import aligned_zeros
 from engine.platform import Settings as PlatformSettings
 from engine.read import best, copy_top
-from engine.ring import RingPool, ring_push
+from engine.ring import C_TAIL, RingPool, prefetch_records, ring_available, ring_push
 from engine.store import BookStore
 from engine.tsc import clock_ns
 from engine.writer import Writer
@@ -432,6 +432,105 @@ def measure_handoff_floor(seconds: float) -> dict[str, float]:
             "max": round(float(one_way.max())), "handoffs": int(2 * n)}
 
 
+@njit(nogil=True, cache=True)
+def _null_consumer(ctl, data, stop, hist):
+    """A writer that applies nothing: it pops what the ring holds (with the writer's
+    record prefetch), stamps once, records each message's receive -> now into ``hist``
+    and frees the slots.  What the latency figures would be if books cost nothing."""
+    mask = data.shape[1] - 1
+    while load_relaxed(stop, 0) == 0:
+        avail = ring_available(ctl)
+        if avail <= 0:
+            cpu_relax()
+            continue
+        tail = load_relaxed(ctl, C_TAIL)
+        prefetch_records(data, tail, avail, mask)
+        now = clock_ns()
+        for k in range(avail):
+            j = (tail + k) & mask
+            if data[R_FLAGS, j] & F_END:
+                hist_record(hist, now - data[R_RECV, j])
+        store_release(ctl, C_TAIL, tail + avail)
+    return 0
+
+
+def measure_null_path(rate: int, seconds: float) -> dict[str, float]:
+    """Enqueue -> visible latency of the same producer, pacing and ring as
+    measure_latency, with a consumer that spins like the writer but applies nothing
+    (_null_consumer).  No book work at all: whatever this shows, the machine and the
+    handoff between cores cost, and no engine can be faster than it on this machine."""
+    n_msgs = int(rate * seconds) // MSG_LEVELS
+    stream = update_stream(N_BOOKS, 200, n_msgs * MSG_LEVELS, seed=rate)
+    pool = RingPool(1, 1 << 16)
+    ctl, data = pool.ctl[0], pool.data[0]
+    _stamp_and_push(ctl, data, stream, 0, 0)
+    stop = aligned_zeros(8)
+    hist = new_hist()
+    stop[0] = 1
+    _null_consumer(ctl, data, stop, hist)  # compile (or load) before the clock starts
+    stop[0] = 0
+    t = threading.Thread(target=_null_consumer, args=(ctl, data, stop, hist),
+                         name="null-consumer", daemon=True)
+    t.start()
+    time.sleep(0.1)
+    hist[:] = 0
+    paced_push(ctl, data, stream, n_msgs, rate)
+    time.sleep(0.01)
+    stop[0] = 1
+    t.join()
+    pct = percentiles(hist)
+    return {"p50": pct["p50"], "p99": pct["p99"], "p999": pct["p999"], "max": pct["max"],
+            "messages": pct["count"]}
+
+
+@njit(nogil=True, cache=True)
+def _work_chunks(n, k, out):
+    """``n`` chunks of ``k`` steps of a dependent multiply chain (no memory, no clock
+    inside a chunk), out[c] = ns each chunk took."""
+    x = 1
+    last = clock_ns()
+    for c in range(n):
+        for _ in range(k):
+            x = x * 3 + (x >> 7)
+        now = clock_ns()
+        out[c] = now - last
+        last = now
+    return x
+
+
+def measure_stalls(seconds: float, cpu: int | None = None) -> dict[str, float]:
+    """How often the machine takes the CPU away from a thread that never blocks.  A
+    thread runs fixed ~0.4 us chunks of pure arithmetic; a chunk that took more than
+    its median + 1 us was stalled (by an interrupt, or by the hypervisor running
+    something else on the physical CPU).  Reported: stalls per second, their median
+    length, and the share of the time lost.  A message that arrives at a random
+    moment finds the writer stalled with about that probability, and then waits out
+    the rest of the stall, whatever the engine does.  ``cpu`` pins the probe (tests)."""
+    probe = np.zeros(20_000, np.int64)
+    _work_chunks(probe.shape[0], 500, probe)
+    per_chunk = max(float(np.median(probe)), 50.0)
+    out = np.zeros(max(10_000, int(seconds * 1e9 / per_chunk)), np.int64)
+
+    def body() -> None:
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})  # the calling thread only (Linux)
+        _work_chunks(out.shape[0], 500, out)
+
+    t = threading.Thread(target=body, name="stall-probe", daemon=True)
+    t.start()
+    t.join()
+    med = float(np.median(out))
+    total = float(out.sum())
+    stalled = out[out > med + 1000]
+    excess = stalled - med
+    return {"stalls_per_s": round(len(stalled) / (total / 1e9)),
+            "over_2us_per_s": round(int((excess > 2000).sum()) / (total / 1e9)),
+            "median_stall_ns": round(float(np.median(excess))) if len(excess) else 0,
+            "max_stall_ns": round(float(excess.max())) if len(excess) else 0,
+            "time_lost_pct": round(100.0 * float(excess.sum()) / total, 2),
+            "chunk_ns": round(med), "seconds": round(total / 1e9, 2)}
+
+
 def paced_push(ctl, data, stream, n_msgs: int, rate: int,
                burst_sleep_us: int = 200) -> tuple[int, float]:
     """The latency benchmarks' producer: push the 8-level messages of ``stream`` into
@@ -550,6 +649,9 @@ def run(quick: bool = False) -> dict:
     # the control: the same path and load over CACHED_BOOKS books that stay in cache
     cached = measure_latency(500_000, secs, n_books=CACHED_BOOKS)
     floor = measure_handoff_floor(0.3 if quick else 2.0)
+    # the same path with nothing applied, and the machine's own stalls (same run)
+    null_path = measure_null_path(500_000, secs)
+    stalls = measure_stalls(0.3 if quick else 2.0)
     torn = measure_torn_reads(0.5 if quick else 2.0)
     full_side = {str(d): measure_full_side(d, 20_000 if quick else 200_000)
                  for d in (200, 1000, 5000)}
@@ -570,6 +672,8 @@ def run(quick: bool = False) -> dict:
         "latency_ns": lat,
         "latency_cached_books_ns": {"books": CACHED_BOOKS, "500000": cached},
         "handoff_floor_ns": floor,
+        "latency_null_path_ns": {"500000": null_path},
+        "machine_stalls": stalls,
         "platform": platform_lines,
         "full_side_new_best_ns": full_side,
         "torn_reads": torn["torn"],
@@ -617,6 +721,14 @@ def print_table(res: dict, console) -> None:
     v = c["500000"]
     t.add_row(f"control: latency @ 500K, {c['books']} books (in cache)",
               f"p50 {v['p50']} / p99 {v['p99']} / p99.9 {v['p999']} ns", "")
+    v = res["latency_null_path_ns"]["500000"]
+    t.add_row("floor: latency @ 500K with a writer that applies nothing (same producer, "
+              "ring, spin)", f"p50 {v['p50']} / p99 {v['p99']} / p99.9 {v['p999']} ns", "")
+    m = res["machine_stalls"]
+    t.add_row("machine: stalls of a thread that never blocks (> 1 us over its work)",
+              f"{m['stalls_per_s']}/s ({m['over_2us_per_s']}/s over 2 us), median "
+              f"{m['median_stall_ns'] / 1000:.1f} us, {m['time_lost_pct']:.2f} % of the time",
+              "")
     f = res["handoff_floor_ns"]
     t.add_row("floor: one cache line between two spinning threads (half a round trip)",
               f"p50 {f['p50']} / p99 {f['p99']} / p99.9 {f['p999']} ns "

@@ -43,6 +43,10 @@ def test_bench_engine_json_has_the_documented_keys():
     assert 0 < floor["p50"] <= floor["p99"] <= floor["p999"] and floor["handoffs"] > 0
     assert set(res["baselines_mups"]) == {"dict_bare", "dict_touch", "dict_best",
                                           "sortedcontainers", "order_book"}
+    null = res["latency_null_path_ns"]["500000"]
+    assert 0 < null["p50"] <= null["p99"] <= null["p999"] and null["messages"] > 0
+    stalls = res["machine_stalls"]
+    assert stalls["seconds"] > 0 and stalls["chunk_ns"] > 0 and stalls["time_lost_pct"] >= 0
     full = res["full_side_new_best_ns"]
     assert set(full) == {"200", "1000", "5000"}
     assert all(v["full"] > 0 and v["room"] > 0 for v in full.values())
