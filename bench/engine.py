@@ -339,6 +339,17 @@ def _stamp_and_push(ctl, data, src, start, n):
     return ring_push(ctl, data, src, start, n)
 
 
+def _latency_feed(rate: int, seconds: float, n_books: int, depth: int):
+    """(messages, record stream, one-ring pool) for a paced latency run at ``rate``
+    level updates/s for ``seconds``: the stream, seeded by the rate, and the ring that
+    measure_latency and measure_null_path share, with the push kernel loaded."""
+    n_msgs = int(rate * seconds) // MSG_LEVELS
+    stream = update_stream(n_books, depth, n_msgs * MSG_LEVELS, seed=rate)
+    pool = RingPool(1, 1 << 16)
+    _stamp_and_push(pool.ctl[0], pool.data[0], stream, 0, 0)  # compile or load it now
+    return n_msgs, stream, pool
+
+
 def measure_latency(rate: int, seconds: float, depth: int = 200,
                     burst_sleep_us: int = 200, n_books: int = N_BOOKS) -> dict[str, float]:
     """Offered ``rate`` level updates/s from a Python producer (8-level messages) through
@@ -357,11 +368,8 @@ def measure_latency(rate: int, seconds: float, depth: int = 200,
     snap, mask = _as_ring_block(snapshot_block(n_books, depth))
     apply_records(store.hdr, store.px, store.sz, snap, mask, 0, n_books * 2 * depth,
                   NO_HIST, stats)
-    n_msgs = int(rate * seconds) // MSG_LEVELS
-    stream = update_stream(n_books, depth, n_msgs * MSG_LEVELS, seed=rate)
-    pool = RingPool(1, 1 << 16)
+    n_msgs, stream, pool = _latency_feed(rate, seconds, n_books, depth)
     ctl, data = pool.ctl[0], pool.data[0]
-    _stamp_and_push(ctl, data, stream, 0, 0)
     writer = Writer(store, pool, [0], batch=64).start()
     time.sleep(0.1)
     writer.hist[:] = 0
@@ -459,11 +467,8 @@ def measure_null_path(rate: int, seconds: float) -> dict[str, float]:
     measure_latency, with a consumer that spins like the writer but applies nothing
     (_null_consumer).  No book work at all: whatever this shows, the machine and the
     handoff between cores cost, and no engine can be faster than it on this machine."""
-    n_msgs = int(rate * seconds) // MSG_LEVELS
-    stream = update_stream(N_BOOKS, 200, n_msgs * MSG_LEVELS, seed=rate)
-    pool = RingPool(1, 1 << 16)
+    n_msgs, stream, pool = _latency_feed(rate, seconds, N_BOOKS, 200)
     ctl, data = pool.ctl[0], pool.data[0]
-    _stamp_and_push(ctl, data, stream, 0, 0)
     stop = aligned_zeros(8)
     hist = new_hist()
     stop[0] = 1
@@ -481,6 +486,9 @@ def measure_null_path(rate: int, seconds: float) -> dict[str, float]:
     pct = percentiles(hist)
     return {"p50": pct["p50"], "p99": pct["p99"], "p999": pct["p999"], "max": pct["max"],
             "messages": pct["count"]}
+
+
+STALL_CHUNK_STEPS = 500  # steps of the stall probe's chunk: about 0.38 us here
 
 
 @njit(nogil=True, cache=True)
@@ -507,14 +515,14 @@ def measure_stalls(seconds: float, cpu: int | None = None) -> dict[str, float]:
     moment finds the writer stalled with about that probability, and then waits out
     the rest of the stall, whatever the engine does.  ``cpu`` pins the probe (tests)."""
     probe = np.zeros(20_000, np.int64)
-    _work_chunks(probe.shape[0], 500, probe)
+    _work_chunks(probe.shape[0], STALL_CHUNK_STEPS, probe)
     per_chunk = max(float(np.median(probe)), 50.0)
     out = np.zeros(max(10_000, int(seconds * 1e9 / per_chunk)), np.int64)
 
     def body() -> None:
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})  # the calling thread only (Linux)
-        _work_chunks(out.shape[0], 500, out)
+        _work_chunks(out.shape[0], STALL_CHUNK_STEPS, out)
 
     t = threading.Thread(target=body, name="stall-probe", daemon=True)
     t.start()

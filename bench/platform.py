@@ -26,11 +26,10 @@ from numba import njit
 
 from bench import platform_kernels as K
 from bench.engine import (
-    MSG_LEVELS,
     N_BOOKS,
     NO_HIST,
     _as_ring_block,
-    _stamp_and_push,
+    _latency_feed,
     involuntary_switches,
     paced_push,
     snapshot_block,
@@ -44,7 +43,6 @@ from engine.constants import HDR_WORDS
 from engine.doublebuf import DoubleBuffer
 from engine.histogram import new_hist, percentiles
 from engine.kernels import S_WORDS, apply_records
-from engine.ring import RingPool
 from engine.store import BookStore, store_nbytes
 from engine.writer import Writer
 
@@ -375,11 +373,8 @@ def _latency(rate: int, seconds: float, settings: P.Settings | None, spin: int,
     """Enqueue -> visible latency through a ring into a Writer thread set up by
     ``settings`` (priority, pinning), with one competing CPU-bound process running."""
     store = _filled_store(N_BOOKS, depth)
-    n_msgs = int(rate * seconds) // MSG_LEVELS
-    stream = update_stream(N_BOOKS, depth, n_msgs * MSG_LEVELS, seed=rate)
-    pool = RingPool(1, 1 << 16)
+    n_msgs, stream, pool = _latency_feed(rate, seconds, N_BOOKS, depth)
     ctl, data = pool.ctl[0], pool.data[0]
-    _stamp_and_push(ctl, data, stream, 0, 0)
     P.reset()
     if settings is not None:
         P.configure(settings)
